@@ -1,0 +1,1 @@
+"""Parsing, chunking, embedding and search for file_search. Filled in by the retrieval work."""

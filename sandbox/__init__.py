@@ -1,0 +1,1 @@
+"""Code interpreter sandbox (Docker sessions). Filled in by the code-interpreter work."""

@@ -1,0 +1,66 @@
+"""Settings read once from the environment; see docs/configuration.md for each variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PROJECT = "default"
+
+
+def _set_offline_defaults() -> None:
+    """Zero egress unless configured: litellm and the HF hub must not phone home."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+_set_offline_defaults()
+
+
+def parse_api_keys(raw: str | None) -> dict[str, str]:
+    """`key1,key2:proj` -> {key: project}; a key without a project joins the default one."""
+    keys: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, _, project = item.partition(":")
+        keys[key.strip()] = project.strip() or DEFAULT_PROJECT
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    api_keys: dict[str, str] = field(default_factory=dict)
+    max_file_bytes: int = 512 * 1024 * 1024
+    model_base_url: str | None = None
+    model_api_key: str | None = None
+    models_config: Path | None = None
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("ASSISTD_DATA_DIR") or "./data").resolve()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'assistd.db'}"
+        models_config = env.get("MODELS_CONFIG")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            api_keys=parse_api_keys(env.get("ASSISTD_API_KEYS")),
+            max_file_bytes=int(env.get("ASSISTD_MAX_FILE_BYTES") or 512 * 1024 * 1024),
+            model_base_url=env.get("MODEL_BASE_URL") or None,
+            model_api_key=env.get("MODEL_API_KEY") or None,
+            models_config=Path(models_config) if models_config else None,
+        )

@@ -1,0 +1,1 @@
+"""Storage operations per resource; routes stay thin and call these."""

@@ -1,0 +1,98 @@
+"""Message rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from server.crud import files
+from server.errors import not_found
+from server.ids import new_id, now
+from server.models import Message
+from server.protocol.messages import (
+    ImageFilePart,
+    MessageCreate,
+    MessageObject,
+    content_to_api,
+)
+
+
+def to_api(row: Message) -> MessageObject:
+    return MessageObject(
+        id=row.id,
+        created_at=row.created_at,
+        thread_id=row.thread_id,
+        status=row.status,
+        incomplete_details=row.incomplete_details,
+        completed_at=row.completed_at,
+        incomplete_at=row.incomplete_at,
+        role=row.role,
+        content=row.content,
+        assistant_id=row.assistant_id,
+        run_id=row.run_id,
+        attachments=row.attachments or [],
+        metadata=row.meta or {},
+    )
+
+
+def get(session: Session, project: str, thread_id: str, message_id: str) -> Message:
+    row = session.exec(
+        select(Message).where(
+            Message.project == project, Message.thread_id == thread_id, Message.id == message_id
+        )
+    ).first()
+    if row is None:
+        raise not_found("message", message_id)
+    return row
+
+
+def file_refs(body: MessageCreate, prefix: str) -> list[tuple[str, str]]:
+    refs: list[tuple[str, str]] = []
+    if not isinstance(body.content, str):
+        for i, part in enumerate(body.content):
+            if isinstance(part, ImageFilePart):
+                refs.append((part.image_file.file_id, f"{prefix}content[{i}].image_file.file_id"))
+    for i, attachment in enumerate(body.attachments or []):
+        refs.append((attachment.file_id, f"{prefix}attachments[{i}].file_id"))
+    return refs
+
+
+def build(project: str, thread_id: str, body: MessageCreate, created_at: int) -> Message:
+    """A user/assistant message as the create endpoints store it (not yet added)."""
+    attachments: list[dict[str, Any]] = [
+        {"file_id": a.file_id, "tools": [t.model_dump() for t in a.tools]}
+        for a in body.attachments or []
+    ]
+    return Message(
+        id=new_id("message"),
+        project=project,
+        thread_id=thread_id,
+        created_at=created_at,
+        role=body.role,
+        content=content_to_api(body.content),
+        attachments=attachments,
+        status="completed",
+        completed_at=created_at,
+        meta=body.metadata or {},
+    )
+
+
+def create(session: Session, project: str, thread_id: str, body: MessageCreate) -> Message:
+    files.require_files(session, project, file_refs(body, ""))
+    row = build(project, thread_id, body, now())
+    session.add(row)
+    session.commit()
+    return row
+
+
+def update_metadata(session: Session, row: Message, metadata: dict[str, str] | None) -> Message:
+    row.meta = metadata or {}
+    session.add(row)
+    session.commit()
+    return row
+
+
+def delete(session: Session, row: Message) -> None:
+    session.delete(row)
+    session.commit()

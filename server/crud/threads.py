@@ -1,0 +1,67 @@
+"""Thread rows; a thread owns its messages (and, later, runs), so deletes cascade."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, delete, select
+
+from server.crud import files, messages
+from server.crud.resources import dump_tool_resources
+from server.errors import not_found
+from server.ids import new_id, now
+from server.models import Message, Thread
+from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
+
+
+def to_api(row: Thread) -> ThreadObject:
+    return ThreadObject(
+        id=row.id,
+        created_at=row.created_at,
+        tool_resources=row.tool_resources or {},
+        metadata=row.meta or {},
+    )
+
+
+def get(session: Session, project: str, thread_id: str) -> Thread:
+    row = session.exec(
+        select(Thread).where(Thread.project == project, Thread.id == thread_id)
+    ).first()
+    if row is None:
+        raise not_found("thread", thread_id)
+    return row
+
+
+def create(session: Session, project: str, body: ThreadCreate) -> Thread:
+    """The thread and its initial messages land in one transaction, or not at all."""
+    refs = [
+        ref for i, m in enumerate(body.messages) for ref in messages.file_refs(m, f"messages[{i}].")
+    ]
+    files.require_files(session, project, refs)
+    created = now()
+    row = Thread(
+        id=new_id("thread"),
+        project=project,
+        created_at=created,
+        tool_resources=dump_tool_resources(session, project, body.tool_resources),
+        meta=body.metadata or {},
+    )
+    session.add(row)
+    for message in body.messages:
+        session.add(messages.build(project, row.id, message, created))
+    session.commit()
+    return row
+
+
+def update(session: Session, row: Thread, project: str, body: ThreadUpdate) -> Thread:
+    if "tool_resources" in body.model_fields_set:
+        row.tool_resources = dump_tool_resources(session, project, body.tool_resources)
+    if "metadata" in body.model_fields_set:
+        row.meta = body.metadata or {}
+    session.add(row)
+    session.commit()
+    return row
+
+
+def delete_thread(session: Session, row: Thread) -> None:
+    session.exec(delete(Message).where(Message.thread_id == row.id))  # type: ignore[call-overload]
+    session.delete(row)
+    session.commit()

@@ -1,0 +1,86 @@
+"""Database tables (SQLModel). The API shapes live in server/protocol; these are storage.
+
+Every row carries its `project`, so isolation is a WHERE clause on every query, and an
+integer `seq` that orders rows stably for cursor pagination (many objects share one
+created_at second).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+
+def _json(name: str | None = None, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(name, JSON, nullable=nullable))
+
+
+class Assistant(SQLModel, table=True):
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_project_seq", "project", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    created_at: int
+    name: str | None = None
+    description: str | None = None
+    model: str
+    instructions: str | None = None
+    tools: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    tool_resources: dict[str, Any] | None = _json()
+    meta: dict[str, str] | None = _json("metadata")
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = _json()
+    reasoning_effort: str | None = None
+
+
+class Thread(SQLModel, table=True):
+    __tablename__ = "threads"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128, index=True)
+    created_at: int
+    tool_resources: dict[str, Any] | None = _json()
+    meta: dict[str, str] | None = _json("metadata")
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_thread_seq", "thread_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    thread_id: str = Field(max_length=64)
+    created_at: int
+    role: str
+    content: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    attachments: list[dict[str, Any]] | None = _json()
+    assistant_id: str | None = None
+    run_id: str | None = Field(default=None, max_length=64, index=True)
+    status: str = "completed"
+    incomplete_details: dict[str, Any] | None = _json()
+    completed_at: int | None = None
+    incomplete_at: int | None = None
+    meta: dict[str, str] | None = _json("metadata")
+
+
+class StoredFile(SQLModel, table=True):
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_project_seq", "project", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    created_at: int
+    filename: str
+    bytes: int
+    purpose: str
+    sha256: str = Field(max_length=64, index=True)
+    status: str = "processed"
+    expires_at: int | None = None

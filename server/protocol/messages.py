@@ -1,0 +1,104 @@
+"""Message request and response models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from server.protocol.common import CodeInterpreterTool, Metadata, Request
+
+
+class ImageFile(Request):
+    file_id: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrl(Request):
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class TextPart(Request):
+    type: Literal["text"]
+    text: str
+
+
+class ImageFilePart(Request):
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+class ImageUrlPart(Request):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextPart | ImageFilePart | ImageUrlPart, Field(discriminator="type")]
+
+
+class FileSearchTypeOnly(Request):
+    type: Literal["file_search"]
+
+
+AttachmentTool = Annotated[CodeInterpreterTool | FileSearchTypeOnly, Field(discriminator="type")]
+
+
+class Attachment(Request):
+    file_id: str = Field(min_length=1)
+    tools: list[AttachmentTool] = []
+
+
+class MessageCreate(Request):
+    role: Literal["user", "assistant"]
+    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    attachments: list[Attachment] | None = None
+    metadata: Metadata = None
+
+
+class MessageUpdate(Request):
+    metadata: Metadata = None
+
+
+class MessageObject(BaseModel):
+    id: str
+    object: Literal["thread.message"] = "thread.message"
+    created_at: int
+    thread_id: str
+    status: str
+    incomplete_details: dict[str, Any] | None
+    completed_at: int | None
+    incomplete_at: int | None
+    role: str
+    content: list[dict[str, Any]]
+    assistant_id: str | None
+    run_id: str | None
+    attachments: list[dict[str, Any]] | None
+    metadata: dict[str, str]
+
+
+def content_to_api(content: str | list[Any]) -> list[dict[str, Any]]:
+    """Request content (string or parts) -> the stored/returned content-part array."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            parts.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+        elif isinstance(part, ImageFilePart):
+            image = part.image_file
+            parts.append(
+                {
+                    "type": "image_file",
+                    "image_file": {"file_id": image.file_id, "detail": image.detail or "auto"},
+                }
+            )
+        else:
+            image_url = part.image_url
+            parts.append(
+                {
+                    "type": "image_url",
+                    "image_url": {"url": image_url.url, "detail": image_url.detail or "auto"},
+                }
+            )
+    return parts

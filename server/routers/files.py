@@ -1,0 +1,134 @@
+"""/v1/files: multipart upload, metadata, content download, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+
+from server.crud import files as crud
+from server.crud.pagination import paginate
+from server.deps import DB, FileListing, Project
+from server.errors import APIError, bad_request
+from server.ids import now
+from server.models import StoredFile
+from server.protocol.common import Deleted, ListPage
+from server.protocol.files import UPLOAD_PURPOSES, FileObject
+from server.storage import BlobStore, TooLarge
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+MIN_EXPIRY, MAX_EXPIRY = 3600, 2_592_000
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(
+        413,
+        f"File is too large: the limit is {limit} bytes (ASSISTD_MAX_FILE_BYTES).",
+        param="file",
+        code="file_too_large",
+    )
+
+
+def _expires_at(form: Any, created: int) -> int | None:
+    anchor = form.get("expires_after[anchor]")
+    seconds = form.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise bad_request("expires_after.anchor must be 'created_at'.", "expires_after.anchor")
+    try:
+        value = int(str(seconds))
+    except ValueError:
+        raise bad_request(
+            "expires_after.seconds must be an integer.", "expires_after.seconds"
+        ) from None
+    if not MIN_EXPIRY <= value <= MAX_EXPIRY:
+        raise bad_request(
+            f"expires_after.seconds must be between {MIN_EXPIRY} and {MAX_EXPIRY}.",
+            "expires_after.seconds",
+        )
+    return created + value
+
+
+@router.post("")
+async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
+    settings = request.app.state.settings
+    limit = settings.max_file_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise _too_large(limit)  # refuse before reading a byte of the body
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except Exception as exc:  # malformed multipart
+        raise bad_request(f"Could not parse the multipart body: {exc}") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise bad_request(
+            "Missing required parameter: 'file'.", "file", "missing_required_parameter"
+        )
+    purpose = form.get("purpose")
+    if not isinstance(purpose, str) or not purpose:
+        raise bad_request(
+            "Missing required parameter: 'purpose'.", "purpose", "missing_required_parameter"
+        )
+    if purpose not in UPLOAD_PURPOSES:
+        raise bad_request(
+            f"Invalid value for 'purpose': '{purpose}'. "
+            f"Expected one of {', '.join(UPLOAD_PURPOSES)}.",
+            "purpose",
+            "invalid_value",
+        )
+    expires_at = _expires_at(form, now())
+    store: BlobStore = request.app.state.blobs
+    try:
+        sha, size = await run_in_threadpool(store.put, upload.file, limit)
+    except TooLarge:
+        raise _too_large(limit) from None
+    finally:
+        await upload.close()
+    filename = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
+    row = await run_in_threadpool(
+        crud.create,
+        db,
+        project,
+        filename=filename,
+        size=size,
+        purpose=purpose,
+        sha256=sha,
+        expires_at=expires_at,
+    )
+    return crud.to_api(row)
+
+
+@router.get("")
+def list_files(
+    project: Project, db: DB, page: FileListing, purpose: str | None = None
+) -> ListPage[FileObject]:
+    scope = [StoredFile.project == project]
+    if purpose is not None:
+        scope.append(StoredFile.purpose == purpose)
+    return paginate(db, StoredFile, scope, page, crud.to_api)
+
+
+@router.get("/{file_id}")
+def get_file(file_id: str, project: Project, db: DB) -> FileObject:
+    return crud.to_api(crud.get(db, project, file_id))
+
+
+@router.get("/{file_id}/content")
+def download_file(file_id: str, request: Request, project: Project, db: DB) -> FileResponse:
+    row = crud.get(db, project, file_id)
+    path = request.app.state.blobs.path(row.sha256)
+    return FileResponse(path, media_type="application/octet-stream", filename=row.filename)
+
+
+@router.delete("/{file_id}")
+def delete_file(file_id: str, request: Request, project: Project, db: DB) -> Deleted:
+    row = crud.get(db, project, file_id)
+    if crud.delete(db, row):
+        request.app.state.blobs.remove(row.sha256)
+    return Deleted(id=file_id, object="file")

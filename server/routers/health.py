@@ -1,0 +1,30 @@
+"""Liveness and readiness probes (outside /v1, no auth)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from server.db import schema_is_current
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+def ready(request: Request) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        current = schema_is_current(request.app.state.engine)
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if current else "pending"
+    except Exception as exc:  # the probe reports, it does not crash
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    ok = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    )

@@ -1,0 +1,54 @@
+"""/v1/threads/{thread_id}/messages"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.crud import messages as crud
+from server.crud import threads
+from server.crud.pagination import paginate
+from server.deps import DB, Listing, Project
+from server.models import Message
+from server.protocol.common import Deleted, ListPage
+from server.protocol.messages import MessageCreate, MessageObject, MessageUpdate
+
+router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
+
+
+@router.post("")
+def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
+    threads.get(db, project, thread_id)
+    return crud.to_api(crud.create(db, project, thread_id, body))
+
+
+@router.get("")
+def list_messages(
+    thread_id: str, project: Project, db: DB, page: Listing, run_id: str | None = None
+) -> ListPage[MessageObject]:
+    threads.get(db, project, thread_id)
+    scope = [Message.project == project, Message.thread_id == thread_id]
+    if run_id is not None:
+        scope.append(Message.run_id == run_id)
+    return paginate(db, Message, scope, page, crud.to_api)
+
+
+@router.get("/{message_id}")
+def get_message(thread_id: str, message_id: str, project: Project, db: DB) -> MessageObject:
+    threads.get(db, project, thread_id)
+    return crud.to_api(crud.get(db, project, thread_id, message_id))
+
+
+@router.post("/{message_id}")
+def update_message(
+    thread_id: str, message_id: str, body: MessageUpdate, project: Project, db: DB
+) -> MessageObject:
+    threads.get(db, project, thread_id)
+    row = crud.get(db, project, thread_id, message_id)
+    return crud.to_api(crud.update_metadata(db, row, body.metadata))
+
+
+@router.delete("/{message_id}")
+def delete_message(thread_id: str, message_id: str, project: Project, db: DB) -> Deleted:
+    threads.get(db, project, thread_id)
+    crud.delete(db, crud.get(db, project, thread_id, message_id))
+    return Deleted(id=message_id, object="thread.message.deleted")

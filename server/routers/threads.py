@@ -1,0 +1,34 @@
+"""/v1/threads"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.crud import threads as crud
+from server.deps import DB, Project
+from server.protocol.common import Deleted
+from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
+
+router = APIRouter(prefix="/v1/threads", tags=["threads"])
+
+
+@router.post("")
+def create_thread(project: Project, db: DB, body: ThreadCreate | None = None) -> ThreadObject:
+    return crud.to_api(crud.create(db, project, body or ThreadCreate()))
+
+
+@router.get("/{thread_id}")
+def get_thread(thread_id: str, project: Project, db: DB) -> ThreadObject:
+    return crud.to_api(crud.get(db, project, thread_id))
+
+
+@router.post("/{thread_id}")
+def update_thread(thread_id: str, body: ThreadUpdate, project: Project, db: DB) -> ThreadObject:
+    row = crud.get(db, project, thread_id)
+    return crud.to_api(crud.update(db, row, project, body))
+
+
+@router.delete("/{thread_id}")
+def delete_thread(thread_id: str, project: Project, db: DB) -> Deleted:
+    crud.delete_thread(db, crud.get(db, project, thread_id))
+    return Deleted(id=thread_id, object="thread.deleted")
