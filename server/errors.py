@@ -62,19 +62,39 @@ def error_response(err: APIError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status)
 
 
+# Values of the `type` discriminators in server/protocol: pydantic puts the chosen union
+# branch's tag into an error's location, right before the field of the same name.
+_UNION_TAGS = {
+    "code_interpreter",
+    "file_search",
+    "function",
+    "text",
+    "image_file",
+    "image_url",
+    "json_object",
+    "json_schema",
+}
+_TYPE_NAMES = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
 def _param_from_loc(loc: tuple[Any, ...]) -> str | None:
-    """('body', 'messages', 0, 'content') -> 'messages[0].content'."""
+    """('body', 'messages', 0, 'content') -> 'messages[0].content'; union branch names
+    (`str`, `literal['auto']`, a tag before its same-named field) mean nothing to a client."""
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "form"):
         parts = parts[1:]
     out = ""
-    for part in parts:
+    for i, part in enumerate(parts):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif str(part).startswith(("function-", "tagged-union[", "union[")):
-            continue  # pydantic's names for union branches mean nothing to a client
-        else:
-            out += f".{part}" if out else str(part)
+            continue
+        name = str(part)
+        nxt = parts[i + 1] if i + 1 < len(parts) else None
+        if not name.isidentifier() or name in _TYPE_NAMES:
+            continue
+        if name in _UNION_TAGS and nxt == name:
+            continue
+        out += f".{name}" if out else name
     return out or None
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_serializer
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
@@ -19,3 +19,12 @@ class FileObject(BaseModel):
     purpose: str
     status: Literal["uploaded", "processed", "error"] = "processed"
     status_details: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_optionals(self, handler: Any) -> dict[str, Any]:
+        """The spec types these as non-nullable: absent, not null, when they don't apply."""
+        data = handler(self)
+        for key in ("expires_at", "status_details"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data

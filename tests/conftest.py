@@ -1,0 +1,88 @@
+"""Shared fixtures: a real server subprocess and official-SDK clients pointed at it.
+
+Every response the SDK clients receive is checked against the OpenAPI spec subset
+(tests/support/openapi_contract.py), so each test is also a contract test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.support.openapi_contract import contract_hook
+from tests.support.server_process import ServerProcess
+
+KEY_ALPHA = "sk-alpha-0123456789"
+KEY_BETA = "sk-beta-9876543210"
+API_KEYS = f"{KEY_ALPHA}:alpha,{KEY_BETA}:beta"
+
+
+def make_client(base_url: str, api_key: str) -> OpenAI:
+    http = httpx.Client(event_hooks={"response": [contract_hook]}, timeout=30)
+    return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, http_client=http)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("server"),
+        env={"ASSISTD_API_KEYS": API_KEYS, "ASSISTD_MAX_FILE_BYTES": str(1024 * 1024)},
+    ).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def client(server: ServerProcess) -> OpenAI:
+    return make_client(server.base_url, KEY_ALPHA)
+
+
+@pytest.fixture(scope="session")
+def other_client(server: ServerProcess) -> OpenAI:
+    """A client of a second project: none of `client`'s objects may be visible to it."""
+    return make_client(server.base_url, KEY_BETA)
+
+
+@pytest.fixture(scope="session")
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    """Raw HTTP for what the SDK would refuse to send (malformed bodies, bad types)."""
+    with httpx.Client(
+        base_url=f"{server.base_url}/v1",
+        headers={"Authorization": f"Bearer {KEY_ALPHA}", "OpenAI-Beta": "assistants=v2"},
+        event_hooks={"response": [contract_hook]},
+        timeout=30,
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def text_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("The launch code is 0000. Keep it safe.\n")
+    return path
+
+
+TABLES = ("assistants", "threads", "messages", "files")
+
+
+@pytest.fixture
+def row_counts(server: ServerProcess):
+    """Row counts straight from the server's SQLite file: proof that a rejected request
+    changed nothing (there is no API to list threads, for one)."""
+    import sqlite3
+
+    def counts() -> dict[str, int]:
+        with sqlite3.connect(server.data_dir / "assistd.db") as conn:
+            return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+    return counts
+
+
+def walk(page):  # type: ignore[no-untyped-def]
+    """Every item across pages: `auto_paging_iter()` where the SDK has it (1.x, 2.x);
+    3.x dropped it and iterating the page itself walks the pages."""
+    return list(page.auto_paging_iter() if hasattr(page, "auto_paging_iter") else page)

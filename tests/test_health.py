@@ -1,0 +1,43 @@
+"""Probes, request ids, and the migrate command."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import httpx
+
+from tests.support.server_process import REPO
+
+
+def test_ready_reports_database_and_migrations(server) -> None:
+    r = httpx.get(f"{server.base_url}/ready")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+
+
+def test_every_response_carries_a_request_id(http) -> None:
+    ok = http.get("/assistants")
+    missing = http.get("/assistants/asst_nope")
+    assert ok.headers["x-request-id"].startswith("req_")
+    assert missing.headers["x-request-id"] != ok.headers["x-request-id"]
+    echoed = http.get("/assistants", headers={"x-request-id": "mine-42"})
+    assert echoed.headers["x-request-id"] == "mine-42"
+
+
+def test_migrate_command_creates_the_schema(tmp_path) -> None:
+    env = {"ASSISTD_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for _ in range(2):  # idempotent
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "migrate"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "assistd.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"assistants", "threads", "messages", "files", "alembic_version"} <= tables
