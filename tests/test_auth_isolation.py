@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import openai
 import pytest
 from openai import OpenAI
 
 from tests.conftest import make_client, walk
-from tests.support.server_process import REPO, ServerProcess
+from tests.support.server_process import REPO, SERVER_PYTHON, ServerProcess
 
 
 def test_wrong_key_is_401_invalid_api_key(server) -> None:
@@ -94,7 +93,7 @@ def test_without_keys_any_bearer_is_the_default_project(tmp_path) -> None:
 def test_refuses_public_bind_without_keys(tmp_path) -> None:
     env = {"ASSISTD_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "1"],
+        [SERVER_PYTHON, "-m", "server", "serve", "--host", "0.0.0.0", "--port", "1"],
         cwd=REPO,
         env=env,
         capture_output=True,

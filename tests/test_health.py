@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 
 import httpx
 
-from tests.support.server_process import REPO
+from tests.support.server_process import REPO, SERVER_PYTHON
 
 
 def test_ready_reports_database_and_migrations(server) -> None:
@@ -30,7 +29,7 @@ def test_migrate_command_creates_the_schema(tmp_path) -> None:
     env = {"ASSISTD_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     for _ in range(2):  # idempotent
         done = subprocess.run(
-            [sys.executable, "-m", "server", "migrate"],
+            [SERVER_PYTHON, "-m", "server", "migrate"],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
+# The SDK-compatibility job runs tests with an old openai client in its own venv while
+# the server keeps running from the project's venv.
+SERVER_PYTHON = os.environ.get("ASSISTD_SERVER_PYTHON") or sys.executable
 
 
 def free_port() -> int:
@@ -44,7 +47,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "MODEL"))}
         env.pop("DATABASE_URL", None)
         env.update({"ASSISTD_DATA_DIR": str(self.data_dir), **self.extra_env})
-        cmd = [sys.executable, "-m", "server", "serve", "--port", str(self.port), *self.args]
+        cmd = [SERVER_PYTHON, "-m", "server", "serve", "--port", str(self.port), *self.args]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
