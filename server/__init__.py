@@ -1,3 +1,11 @@
 """assistd: a self-hosted server for the OpenAI Assistants API v2."""
 
+import os
+
 __version__ = "0.1.0"
+
+# Zero egress unless configured: set before anything can import litellm, the HF hub or
+# Chroma (litellm otherwise fetches its model cost map from the internet on import).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

@@ -11,9 +11,13 @@ from fastapi import FastAPI
 from server import __version__
 from server.config import Settings
 from server.db import make_engine, migrate
+from server.engine.events import EventBus
+from server.engine.model_client import ModelClient
+from server.engine.runner import Runner
+from server.engine.worker import Worker, worker_name
 from server.errors import install_error_handlers
 from server.middleware import RequestId
-from server.routers import assistants, files, health, messages, threads
+from server.routers import assistants, files, health, messages, runs, steps, threads
 from server.storage import BlobStore
 
 log = logging.getLogger("assistd")
@@ -29,16 +33,26 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             migrate(settings.database_url)
         app.state.engine = make_engine(settings.database_url)
         app.state.blobs = BlobStore(settings.files_dir)
+        app.state.bus = EventBus()
+        runner = Runner(
+            app.state.engine, settings, app.state.bus, ModelClient(settings), worker_name()
+        )
+        app.state.runner = runner
+        # Without the worker loop this process still executes the runs it streams.
+        app.state.worker = worker = Worker(runner, claim_jobs=settings.run_worker)
+        worker.start()
         log.info("assistd %s ready (data dir %s)", __version__, settings.data_dir)
         try:
             yield
         finally:
+            await worker.stop()
             app.state.engine.dispose()
 
     app = FastAPI(title="assistd", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestId)
-    for module in (health, assistants, threads, messages, files):
+    # runs before threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
+    for module in (health, assistants, runs, steps, threads, messages, files):
         app.include_router(module.router)
     return app

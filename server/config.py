@@ -9,16 +9,6 @@ from pathlib import Path
 DEFAULT_PROJECT = "default"
 
 
-def _set_offline_defaults() -> None:
-    """Zero egress unless configured: litellm and the HF hub must not phone home."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-
-_set_offline_defaults()
-
-
 def parse_api_keys(raw: str | None) -> dict[str, str]:
     """`key1,key2:proj` -> {key: project}; a key without a project joins the default one."""
     keys: dict[str, str] = {}
@@ -40,6 +30,12 @@ class Settings:
     model_base_url: str | None = None
     model_api_key: str | None = None
     models_config: Path | None = None
+    model_timeout: float = 600.0
+    requires_action_timeout: int = 600
+    lease_seconds: float = 30.0
+    worker_poll_seconds: float = 0.5
+    poll_after_ms: int = 25
+    run_worker: bool = True
 
     @property
     def files_dir(self) -> Path:
@@ -63,4 +59,9 @@ class Settings:
             model_base_url=env.get("MODEL_BASE_URL") or None,
             model_api_key=env.get("MODEL_API_KEY") or None,
             models_config=Path(models_config) if models_config else None,
+            model_timeout=float(env.get("ASSISTD_MODEL_TIMEOUT") or 600),
+            requires_action_timeout=int(env.get("ASSISTD_REQUIRES_ACTION_TIMEOUT") or 600),
+            lease_seconds=float(env.get("ASSISTD_LEASE_SECONDS") or 30),
+            worker_poll_seconds=float(env.get("ASSISTD_WORKER_POLL_SECONDS") or 0.5),
+            poll_after_ms=int(env.get("ASSISTD_POLL_AFTER_MS") or 25),
         )

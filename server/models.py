@@ -47,6 +47,9 @@ class Thread(SQLModel, table=True):
     created_at: int
     tool_resources: dict[str, Any] | None = _json()
     meta: dict[str, str] | None = _json("metadata")
+    # The one run allowed to be active on this thread. Claimed with a conditional UPDATE,
+    # so the database itself (not process memory) enforces one active run per thread.
+    active_run_id: str | None = Field(default=None, max_length=64)
 
 
 class Message(SQLModel, table=True):
@@ -84,3 +87,72 @@ class StoredFile(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     status: str = "processed"
     expires_at: int | None = None
+
+
+class Run(SQLModel, table=True):
+    """A run is also its own durable job: `lease_owner`/`lease_expires_at` say which
+    worker is advancing it and until when; an expired lease means that worker died."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_thread_seq", "thread_id", "seq"),
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    thread_id: str = Field(max_length=64)
+    assistant_id: str = Field(max_length=64)
+    created_at: int
+    status: str = "queued"
+    required_action: dict[str, Any] | None = _json()
+    last_error: dict[str, Any] | None = _json()
+    expires_at: int | None = None
+    started_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+    incomplete_details: dict[str, Any] | None = _json()
+    model: str
+    instructions: str | None = None
+    additional_instructions: str | None = None
+    tools: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    meta: dict[str, str] | None = _json("metadata")
+    usage: dict[str, int] | None = _json()
+    temperature: float | None = None
+    top_p: float | None = None
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    truncation_strategy: dict[str, Any] | None = _json()
+    tool_choice: Any = _json()
+    parallel_tool_calls: bool = True
+    response_format: Any = _json()
+    reasoning_effort: str | None = None
+    # Messages that existed when the run was created: the run's view of the thread.
+    context_seq: int = 0
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: float | None = None
+
+
+class RunStep(SQLModel, table=True):
+    __tablename__ = "run_steps"
+    __table_args__ = (Index("ix_run_steps_run_seq", "run_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    run_id: str = Field(max_length=64)
+    thread_id: str = Field(max_length=64)
+    assistant_id: str = Field(max_length=64)
+    created_at: int
+    type: str
+    status: str = "in_progress"
+    step_details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    last_error: dict[str, Any] | None = _json()
+    expired_at: int | None = None
+    cancelled_at: int | None = None
+    failed_at: int | None = None
+    completed_at: int | None = None
+    meta: dict[str, str] | None = _json("metadata")
+    usage: dict[str, int] | None = _json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, delete, select
 
-from server.crud import files, messages
+from server.crud import files, messages, runs
 from server.crud.resources import dump_tool_resources
 from server.errors import not_found
 from server.ids import new_id, now
@@ -62,6 +62,7 @@ def update(session: Session, row: Thread, project: str, body: ThreadUpdate) -> T
 
 
 def delete_thread(session: Session, row: Thread) -> None:
+    runs.delete_for_thread(session, row.id)
     session.exec(delete(Message).where(Message.thread_id == row.id))  # type: ignore[call-overload]
     session.delete(row)
     session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.crud import messages as crud
-from server.crud import threads
+from server.crud import runs, threads
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project
 from server.models import Message
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 @router.post("")
 def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
-    threads.get(db, project, thread_id)
+    runs.require_no_active_run(db, threads.get(db, project, thread_id))
     return crud.to_api(crud.create(db, project, thread_id, body))
 
 

@@ -1,0 +1,139 @@
+"""Turn a run's view of its thread into chat-completions messages and tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import litellm
+from sqlmodel import Session, select
+
+from server.models import Message, Run, RunStep
+
+
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    texts = [p["text"]["value"] for p in parts if p["type"] == "text"]
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(texts)
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if part["type"] == "text":
+            out.append({"type": "text", "text": part["text"]["value"]})
+        elif part["type"] == "image_url":
+            out.append({"type": "image_url", "image_url": part["image_url"]})
+        elif part["type"] == "image_file":
+            out.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+    return out
+
+
+def thread_messages(session: Session, run: Run) -> list[dict[str, Any]]:
+    """The thread as the run saw it when created, then what this run has added."""
+    rows = session.exec(
+        select(Message)
+        .where(Message.thread_id == run.thread_id, Message.seq <= run.context_seq)  # type: ignore[operator]
+        .order_by(Message.seq)
+    ).all()
+    history = [{"role": m.role, "content": _content(m.content)} for m in rows]
+    truncation = run.truncation_strategy or {}
+    if truncation.get("type") == "last_messages" and truncation.get("last_messages"):
+        history = history[-int(truncation["last_messages"]) :]
+    return history
+
+
+def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
+    """Assistant messages and tool round trips this run has produced so far."""
+    out: list[dict[str, Any]] = []
+    steps = session.exec(
+        select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
+    ).all()
+    for step in steps:
+        details = step.step_details
+        if details["type"] == "message_creation":
+            message = session.exec(
+                select(Message).where(Message.id == details["message_creation"]["message_id"])
+            ).first()
+            if message is not None:
+                out.append({"role": "assistant", "content": _content(message.content)})
+        else:
+            calls = [c for c in details.get("tool_calls", []) if c["type"] == "function"]
+            if not calls:
+                continue
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {
+                                "name": c["function"]["name"],
+                                "arguments": c["function"]["arguments"],
+                            },
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+            for c in calls:
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": c["id"],
+                        "content": c["function"]["output"] or "",
+                    }
+                )
+    return out
+
+
+def system_prompt(run: Run) -> str | None:
+    parts = [p for p in (run.instructions, run.additional_instructions) if p]
+    return "\n\n".join(parts) or None
+
+
+def build(session: Session, run: Run) -> tuple[list[dict[str, Any]], bool]:
+    """(messages, fits): `fits` is False when max_prompt_tokens cannot be met even after
+    dropping the oldest history (truncation `auto`)."""
+    system = system_prompt(run)
+    head = [{"role": "system", "content": system}] if system else []
+    history = thread_messages(session, run)
+    tail = run_turns(session, run)
+    if not run.max_prompt_tokens:
+        return head + history + tail, True
+    while True:
+        messages = head + history + tail
+        if count_tokens(run.model, messages) <= run.max_prompt_tokens:
+            return messages, True
+        if not history:
+            return messages, False
+        history = history[1:]
+
+
+def count_tokens(model: str, messages: list[dict[str, Any]]) -> int:
+    return int(litellm.token_counter(model=model, messages=messages))
+
+
+def chat_tools(run: Run) -> list[dict[str, Any]]:
+    """Function tools as chat-completions tools (server-side tools join in later issues)."""
+    tools = []
+    for tool in run.tools:
+        if tool["type"] == "function":
+            fn = dict(tool["function"])
+            fn.setdefault("parameters", {"type": "object", "properties": {}})
+            tools.append({"type": "function", "function": fn})
+    return tools
+
+
+def chat_tool_choice(run: Run) -> Any:
+    choice = run.tool_choice
+    if isinstance(choice, dict):
+        if choice["type"] == "function":
+            return {"type": "function", "function": {"name": choice["function"]["name"]}}
+        return "required"
+    return choice
+
+
+def chat_response_format(run: Run) -> Any:
+    fmt = run.response_format
+    if fmt in (None, "auto") or (isinstance(fmt, dict) and fmt.get("type") == "text"):
+        return None
+    return fmt

@@ -1,0 +1,467 @@
+"""Advances one run, step by step, committing each step as it goes.
+
+The runner owns a run while its worker holds the run's lease. It asks the model, turns
+the streamed answer into a message (or a tool-calls step), publishes the same events
+the hosted API streamed, and ends the run through the state machine. Cancellation
+interrupts the model stream by cancelling the run's task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from server.config import Settings
+from server.crud import messages as message_crud
+from server.crud import runs as run_crud
+from server.crud import steps as step_crud
+from server.engine import prompt, states
+from server.engine.events import EventBus
+from server.engine.model_client import (
+    Finish,
+    ModelClient,
+    ModelRequest,
+    TextDelta,
+    ToolCallDelta,
+    classify_error,
+    could_be_text_tool_call,
+    parse_text_tool_calls,
+)
+from server.ids import new_id, now
+from server.models import Message, Run, RunStep
+
+log = logging.getLogger("assistd.runner")
+T = TypeVar("T")
+
+
+@dataclass
+class ToolCallState:
+    id: str
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class Progress:
+    """What one model call has produced so far (kept to save it on cancel)."""
+
+    message_id: str | None = None
+    message_step_id: str | None = None
+    text: str = ""
+    held: str = ""  # text held back while it may still be a JSON tool call
+    tool_step_id: str | None = None
+    calls: dict[int, ToolCallState] = field(default_factory=dict)
+
+
+def add_usage(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {k: (total or {}).get(k, 0) + more.get(k, 0) for k in keys}
+
+
+# --- database work (runs in a worker thread, one short transaction each) ---------------
+
+
+def _open_message(session: Session, run: Run) -> tuple[RunStep, Message]:
+    message = Message(
+        id=new_id("message"),
+        project=run.project,
+        thread_id=run.thread_id,
+        created_at=now(),
+        role="assistant",
+        content=[],
+        attachments=[],
+        assistant_id=run.assistant_id,
+        run_id=run.id,
+        status="in_progress",
+        meta={},
+    )
+    session.add(message)
+    step = step_crud.create(
+        session,
+        run,
+        "message_creation",
+        {"type": "message_creation", "message_creation": {"message_id": message.id}},
+    )
+    session.commit()
+    return step, message
+
+
+def _open_tool_step(session: Session, run: Run) -> RunStep:
+    step = step_crud.create(session, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    session.commit()
+    return step
+
+
+def _text_content(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": {"value": text, "annotations": []}}]
+
+
+def _close_message(
+    session: Session,
+    progress: Progress,
+    usage: dict[str, int] | None,
+    incomplete_reason: str | None,
+) -> tuple[RunStep, Message]:
+    ts = now()
+    message = session.exec(select(Message).where(Message.id == progress.message_id)).one()
+    message.content = _text_content(progress.text)
+    if incomplete_reason:
+        message.status, message.incomplete_at = "incomplete", ts
+        message.incomplete_details = {"reason": incomplete_reason}
+    else:
+        message.status, message.completed_at = "completed", ts
+    step = session.exec(select(RunStep).where(RunStep.id == progress.message_step_id)).one()
+    step.status, step.completed_at, step.usage = "completed", ts, usage
+    session.add(message)
+    session.add(step)
+    session.commit()
+    return step, message
+
+
+def _tool_calls_details(progress: Progress) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments, "output": None},
+        }
+        for _, call in sorted(progress.calls.items())
+    ]
+
+
+def _save_tool_step(session: Session, progress: Progress, usage: dict[str, int] | None) -> RunStep:
+    step = session.exec(select(RunStep).where(RunStep.id == progress.tool_step_id)).one()
+    step.step_details = {"type": "tool_calls", "tool_calls": _tool_calls_details(progress)}
+    step.usage = usage
+    session.add(step)
+    session.commit()
+    return step
+
+
+def _save_partial_text(session: Session, progress: Progress) -> None:
+    if progress.message_id and progress.text:
+        message = session.exec(select(Message).where(Message.id == progress.message_id)).one()
+        message.content = _text_content(progress.text)
+        session.add(message)
+        session.commit()
+
+
+class Runner:
+    def __init__(
+        self, engine: Engine, settings: Settings, bus: EventBus, models: ModelClient, owner: str
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.bus = bus
+        self.models = models
+        self.owner = owner
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cancel_requested: set[str] = set()
+        self.progress: dict[str, Progress] = {}
+
+    # -- plumbing --------------------------------------------------------------------
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def work() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return fn(session, *args, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+    def emit(self, run: Run, event: str, data: Any) -> None:
+        self.bus.publish(run.id, event, data)
+
+    def emit_run(self, run: Run) -> None:
+        self.emit(run, f"thread.run.{run.status}", run_crud.to_api(run))
+
+    def start(self, run_id: str) -> asyncio.Task[None]:
+        """Execute a run this process holds the lease of, as a background task."""
+        task = asyncio.create_task(self.execute(run_id), name=f"run {run_id}")
+        self.tasks[run_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(run_id, None))
+        return task
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Interrupt the run's task if this process is executing it."""
+        task = self.tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        self.cancel_requested.add(run_id)
+        task.cancel()
+        return True
+
+    async def transition(self, run: Run, target: str, **values: Any) -> bool:
+        ok = await self.db(lambda s: run_crud.transition(s, run, target, **values))
+        if not ok:
+            # Someone else moved the run (a cancel, usually); `run` now holds the truth.
+            fresh = await self.db(run_crud.load, run.id)
+            run.__dict__.update({k: getattr(fresh, k) for k in Run.model_fields})
+        return ok
+
+    # -- execution -------------------------------------------------------------------
+
+    async def execute(self, run_id: str) -> None:
+        try:
+            await self._advance(run_id)
+        except asyncio.CancelledError:
+            if run_id not in self.cancel_requested:
+                raise  # shutting down: the lease will lapse and another worker takes over
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._finish_cancel(run_id)
+        except Exception as exc:  # a bug must end the run, not leave it in_progress
+            log.exception("run %s crashed", run_id)
+            await self._fail(run_id, "server_error", f"Internal error: {exc.__class__.__name__}")
+        finally:
+            self.cancel_requested.discard(run_id)
+            self.progress.pop(run_id, None)
+
+    async def _advance(self, run_id: str) -> None:
+        run = await self.db(run_crud.load, run_id)
+        if run.status == states.CANCELLING:
+            await self._finish_cancel(run_id)
+            return
+        if run.status != states.QUEUED:
+            return
+        if not await self.transition(run, states.IN_PROGRESS, expires_at=None):
+            if run.status == states.CANCELLING:
+                await self._finish_cancel(run_id)
+            return
+        self.emit_run(run)
+        messages, fits = await self.db(prompt.build, run)
+        if not fits:
+            await self._end(
+                run, states.INCOMPLETE, incomplete_details={"reason": "max_prompt_tokens"}
+            )
+            return
+        max_tokens = None
+        if run.max_completion_tokens:
+            used = (run.usage or {}).get("completion_tokens", 0)
+            max_tokens = run.max_completion_tokens - used
+            if max_tokens <= 0:
+                await self._end(
+                    run, states.INCOMPLETE, incomplete_details={"reason": "max_completion_tokens"}
+                )
+                return
+        tools = prompt.chat_tools(run)
+        request = ModelRequest(
+            model=run.model,
+            messages=messages,
+            tools=tools or None,
+            tool_choice=prompt.chat_tool_choice(run) if tools else None,
+            parallel_tool_calls=run.parallel_tool_calls,
+            response_format=prompt.chat_response_format(run),
+            temperature=run.temperature,
+            top_p=run.top_p,
+            max_tokens=max_tokens,
+            reasoning_effort=run.reasoning_effort,
+        )
+        progress = self.progress[run_id] = Progress()
+        try:
+            finish = await self._stream(
+                run, request, progress, {t["function"]["name"] for t in tools}
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code, message = classify_error(exc)
+            log.info("run %s: model call failed: %s", run_id, message)
+            await self.db(_save_partial_text, progress)
+            await self._end(run, states.FAILED, last_error={"code": code, "message": message})
+            return
+        usage = add_usage(run.usage, finish.usage)
+        await self.db(lambda s: run_crud.set_fields(s, run, usage=usage))
+        if progress.calls:
+            await self._require_action(run, progress, finish)
+            return
+        truncated = finish.reason == "length"
+        await self._close_message(run, progress, finish, "max_tokens" if truncated else None)
+        if truncated:
+            await self._end(
+                run, states.INCOMPLETE, incomplete_details={"reason": "max_completion_tokens"}
+            )
+        else:
+            await self._end(run, states.COMPLETED)
+
+    async def _stream(
+        self, run: Run, request: ModelRequest, progress: Progress, function_names: set[str]
+    ) -> Finish:
+        finish = Finish(None)
+        hold = bool(function_names)  # tool calls written as text must not leak as text
+        async for event in self.models.stream(request):
+            if isinstance(event, TextDelta):
+                if hold:
+                    progress.held += event.text
+                    if could_be_text_tool_call(progress.held):
+                        continue
+                    hold, text, progress.held = False, progress.held, ""
+                    await self._text(run, progress, text)
+                else:
+                    await self._text(run, progress, event.text)
+            elif isinstance(event, ToolCallDelta):
+                await self._tool_delta(run, progress, event)
+            else:
+                finish = event
+        if progress.held:
+            parsed = (
+                None if progress.calls else parse_text_tool_calls(progress.held, function_names)
+            )
+            if parsed:
+                for index, (name, arguments) in enumerate(parsed):
+                    delta = ToolCallDelta(index, None, name, arguments)
+                    await self._tool_delta(run, progress, delta)
+            else:
+                await self._text(run, progress, progress.held)
+            progress.held = ""
+        return finish
+
+    async def _text(self, run: Run, progress: Progress, text: str) -> None:
+        if not text:
+            return
+        if progress.message_id is None:
+            step, message = await self.db(_open_message, run)
+            progress.message_id, progress.message_step_id = message.id, step.id
+            step_api = step_crud.to_api(step)
+            self.emit(run, "thread.run.step.created", step_api)
+            self.emit(run, "thread.run.step.in_progress", step_api)
+            message_api = message_crud.to_api(message)
+            self.emit(run, "thread.message.created", message_api)
+            self.emit(run, "thread.message.in_progress", message_api)
+        progress.text += text
+        self.emit(
+            run,
+            "thread.message.delta",
+            {
+                "id": progress.message_id,
+                "object": "thread.message.delta",
+                "delta": {
+                    "content": [
+                        {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
+                    ]
+                },
+            },
+        )
+
+    async def _tool_delta(self, run: Run, progress: Progress, delta: ToolCallDelta) -> None:
+        if progress.tool_step_id is None:
+            if progress.message_id is not None:
+                # Text before the tool calls is its own, finished message.
+                await self._close_message(run, progress, Finish(None), None)
+            step = await self.db(_open_tool_step, run)
+            progress.tool_step_id = step.id
+            step_api = step_crud.to_api(step)
+            self.emit(run, "thread.run.step.created", step_api)
+            self.emit(run, "thread.run.step.in_progress", step_api)
+        call = progress.calls.get(delta.index)
+        fragment: dict[str, Any] = {"index": delta.index, "type": "function"}
+        function: dict[str, Any] = {"arguments": delta.arguments}
+        if call is None:
+            call = progress.calls[delta.index] = ToolCallState(id=delta.id or new_id("call"))
+            fragment["id"] = call.id
+            function["output"] = None
+        if delta.name:
+            call.name += delta.name
+            function["name"] = delta.name
+        call.arguments += delta.arguments
+        fragment["function"] = function
+        self.emit(
+            run,
+            "thread.run.step.delta",
+            {
+                "id": progress.tool_step_id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
+            },
+        )
+
+    async def _close_message(
+        self, run: Run, progress: Progress, finish: Finish, incomplete_reason: str | None
+    ) -> None:
+        if progress.message_id is None:
+            # The model said nothing at all: still leave an (empty) assistant message.
+            step, message = await self.db(_open_message, run)
+            progress.message_id, progress.message_step_id = message.id, step.id
+            step_api = step_crud.to_api(step)
+            self.emit(run, "thread.run.step.created", step_api)
+            self.emit(run, "thread.run.step.in_progress", step_api)
+            self.emit(run, "thread.message.created", message_crud.to_api(message))
+            self.emit(run, "thread.message.in_progress", message_crud.to_api(message))
+        usage = None if progress.calls else (finish.usage or None)
+        step, message = await self.db(_close_message, progress, usage, incomplete_reason)
+        event = "thread.message.incomplete" if incomplete_reason else "thread.message.completed"
+        self.emit(run, event, message_crud.to_api(message))
+        self.emit(run, "thread.run.step.completed", step_crud.to_api(step))
+        progress.message_id = progress.message_step_id = None
+        progress.text = ""
+
+    async def _require_action(self, run: Run, progress: Progress, finish: Finish) -> None:
+        await self.db(_save_tool_step, progress, finish.usage or None)
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for _, c in sorted(progress.calls.items())
+        ]
+        required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
+        ok = await self.transition(
+            run,
+            states.REQUIRES_ACTION,
+            required_action=required,
+            expires_at=now() + self.settings.requires_action_timeout,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if ok:
+            self.emit_run(run)
+        elif run.status == states.CANCELLING:
+            await self._finish_cancel(run.id)
+
+    async def _end(self, run: Run, target: str, **values: Any) -> None:
+        if await self.transition(run, target, **values):
+            self.emit_run(run)
+        elif run.status == states.CANCELLING:
+            await self._finish_cancel(run.id)
+
+    async def _fail(self, run_id: str, code: str, message: str) -> None:
+        run = await self.db(run_crud.load, run_id)
+        if run.status in states.TERMINAL:
+            return
+        await self._end(run, states.FAILED, last_error={"code": code, "message": message})
+
+    async def _finish_cancel(self, run_id: str) -> None:
+        """cancelling -> cancelled, keeping what the model had written so far."""
+        progress = self.progress.get(run_id)
+        if progress is not None:
+            await self.db(_save_partial_text, progress)
+        run = await self.db(run_crud.load, run_id)
+        if run.status in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
+            await self.transition(run, states.CANCELLING)  # refreshes `run` if it lost a race
+        if run.status != states.CANCELLING:
+            return None
+        self.emit_run(run)
+        in_flight = await self.db(lambda s: step_crud.in_flight(s, run_id))
+        open_messages = await self.db(
+            lambda s: list(
+                s.exec(
+                    select(Message).where(Message.run_id == run_id, Message.status == "in_progress")
+                )
+            )
+        )
+        if await self.transition(run, states.CANCELLED):
+            for step in in_flight:
+                fresh = await self.db(
+                    lambda s, i=step.id: s.exec(select(RunStep).where(RunStep.id == i)).one()
+                )
+                self.emit(run, "thread.run.step.cancelled", step_crud.to_api(fresh))
+            for message in open_messages:
+                fresh_m = await self.db(
+                    lambda s, i=message.id: s.exec(select(Message).where(Message.id == i)).one()
+                )
+                self.emit(run, "thread.message.incomplete", message_crud.to_api(fresh_m))
+            self.emit_run(run)
+        return None

@@ -1,0 +1,191 @@
+"""The worker loop: claims runnable runs as durable jobs and keeps their leases alive.
+
+The run row is the job. A worker claims a queued (or cancelling) run by writing its
+name and a lease deadline with a compare-and-set UPDATE, renews the leases of the runs
+it executes, expires runs that waited too long for tool outputs, and ends runs whose
+worker died (lease lapsed while in_progress) as failed with server_error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from server.engine import states
+from server.engine.runner import Runner
+from server.models import Run
+
+log = logging.getLogger("assistd.worker")
+
+CLAIM_BATCH = 64
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def claim(
+    session: Session, run_id: str, owner: str, lease_seconds: float, statuses: tuple[str, ...]
+) -> bool:
+    """Take the lease of one run if it is free (never leased, or its lease lapsed)."""
+    t = time.time()
+    taken = session.exec(  # type: ignore[call-overload]
+        update(Run)
+        .where(
+            Run.id == run_id,
+            Run.status.in_(statuses),  # type: ignore[attr-defined]
+            or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
+        )
+        .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
+    ).rowcount
+    session.commit()
+    return bool(taken)
+
+
+class Worker:
+    def __init__(self, runner: Runner, *, claim_jobs: bool = True) -> None:
+        self.runner = runner
+        self.settings = runner.settings
+        self.owner = runner.owner
+        self.claim_jobs = claim_jobs
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="assistd worker")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming; interrupt what runs here and hand it back (lease set to lapse)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            await self._task
+        tasks = list(self.runner.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.runner.db(self._release_all)
+
+    def _release_all(self, session: Session) -> None:
+        session.exec(  # type: ignore[call-overload]
+            update(Run).where(Run.lease_owner == self.owner).values(lease_expires_at=0.0)
+        )
+        session.commit()
+
+    async def claim_and_start(self, run_id: str) -> bool:
+        """Used by streaming requests to execute their run in this process."""
+        statuses = (states.QUEUED, states.CANCELLING)
+        if await self.runner.db(claim, run_id, self.owner, self.settings.lease_seconds, statuses):
+            self.runner.start(run_id)
+            return True
+        return False
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.tick()
+            except Exception:  # the loop must survive a bad tick (e.g. database restart)
+                log.exception("worker tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.worker_poll_seconds)
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        await self.runner.db(self._renew_leases)
+        await self._cancel_requested_elsewhere()
+        await self._expire_waiting()
+        await self._end_orphans()
+        if self.claim_jobs:
+            await self._claim_runnable()
+
+    def _renew_leases(self, session: Session) -> None:
+        if not self.runner.tasks:
+            return
+        session.exec(  # type: ignore[call-overload]
+            update(Run)
+            .where(Run.lease_owner == self.owner, Run.id.in_(list(self.runner.tasks)))  # type: ignore[attr-defined]
+            .values(lease_expires_at=time.time() + self.settings.lease_seconds)
+        )
+        session.commit()
+
+    async def _cancel_requested_elsewhere(self) -> None:
+        """A cancel that reached another replica shows up here as status `cancelling`."""
+        if not self.runner.tasks:
+            return
+        ids = list(self.runner.tasks)
+        cancelling = await self.runner.db(
+            lambda s: list(
+                s.exec(select(Run.id).where(Run.id.in_(ids), Run.status == states.CANCELLING))  # type: ignore[attr-defined]
+            )
+        )
+        for run_id in cancelling:
+            self.runner.request_cancel(run_id)
+
+    async def _expire_waiting(self) -> None:
+        t = int(time.time())
+        waiting = await self.runner.db(
+            lambda s: list(
+                s.exec(
+                    select(Run).where(Run.status == states.REQUIRES_ACTION, Run.expires_at < t)  # type: ignore[operator]
+                )
+            )
+        )
+        for run in waiting:
+            if await self.runner.transition(run, states.EXPIRED):
+                self.runner.emit_run(run)
+
+    async def _end_orphans(self) -> None:
+        t = time.time()
+        orphans = await self.runner.db(
+            lambda s: list(
+                s.exec(
+                    select(Run).where(
+                        Run.status == states.IN_PROGRESS,
+                        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
+                    )
+                )
+            )
+        )
+        for run in orphans:
+            if run.id in self.runner.tasks:
+                continue
+            log.warning("run %s lost its worker; failing it", run.id)
+            await self.runner.transition(
+                run,
+                states.FAILED,
+                last_error={
+                    "code": "server_error",
+                    "message": "The worker executing this run stopped before it finished.",
+                },
+            )
+
+    async def _claim_runnable(self) -> None:
+        t = time.time()
+        candidates = await self.runner.db(
+            lambda s: list(
+                s.exec(
+                    select(Run.id)
+                    .where(
+                        Run.status.in_((states.QUEUED, states.CANCELLING)),  # type: ignore[attr-defined]
+                        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
+                    )
+                    .order_by(Run.seq)
+                    .limit(CLAIM_BATCH)
+                )
+            )
+        )
+        for run_id in candidates:
+            if run_id not in self.runner.tasks:
+                await self.claim_and_start(run_id)

@@ -1,0 +1,262 @@
+"""/v1/threads/{thread_id}/runs and /v1/threads/runs (create thread and run)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from server.crud import assistants, threads
+from server.crud import runs as crud
+from server.crud import steps as step_crud
+from server.crud.pagination import paginate
+from server.deps import DB, Listing, Project
+from server.engine import states
+from server.engine.events import DONE, FINAL_EVENTS, sse
+from server.errors import bad_request
+from server.ids import new_id
+from server.models import Run
+from server.protocol.common import ListPage
+from server.protocol.runs import (
+    RunCreate,
+    RunObject,
+    RunOptions,
+    RunUpdate,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+)
+from server.protocol.threads import ThreadCreate
+
+router = APIRouter(tags=["runs"])
+Include = Annotated[list[str], Query(alias="include[]")]
+Event = tuple[str, Any]
+
+
+def _poll_hint(request: Request, response: Response) -> None:
+    """The SDK's pollers wait this long between retrieves (its default is a full second)."""
+    response.headers["openai-poll-after-ms"] = str(request.app.state.settings.poll_after_ms)
+
+
+def _lease(request: Request) -> tuple[str, float]:
+    return request.app.state.worker.owner, time.time() + request.app.state.settings.lease_seconds
+
+
+def _stream(
+    request: Request,
+    run_id: str,
+    first: list[Event],
+    cancel_on_disconnect: bool,
+    start: Callable[[], Awaitable[None]] | None = None,
+) -> StreamingResponse:
+    """Serve a run's events as SSE. Subscribed before the run starts, so nothing is lost;
+    a client that goes away does not stop the run unless it asked for that."""
+    app = request.app
+    queue = app.state.bus.subscribe(run_id)
+
+    async def events() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            for name, data in first:
+                yield sse(name, data)
+            if start is not None:
+                await start()
+            else:
+                app.state.runner.start(run_id)
+            while True:
+                name, data = await queue.get()
+                yield sse(name, data)
+                if name in FINAL_EVENTS:
+                    break
+            finished = True
+            yield DONE
+        finally:
+            app.state.bus.unsubscribe(run_id, queue)
+            if cancel_on_disconnect and not finished:
+                await _cancel(app, run_id)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def _cancel(app: Any, run_id: str) -> None:
+    runner = app.state.runner
+    run = await runner.db(crud.load, run_id)
+    if run.status in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
+        await runner.transition(run, states.CANCELLING)
+    if not runner.request_cancel(run_id):
+        await app.state.worker.claim_and_start(run_id)
+
+
+def _create(
+    db: Any,
+    request: Request,
+    project: str,
+    thread: Any,
+    body: RunOptions,
+    run_id: str,
+    **extra: Any,
+) -> Run:
+    assistant = assistants.get(db, project, body.assistant_id)
+    return crud.create(
+        db,
+        project,
+        thread,
+        assistant,
+        body,
+        requires_action_timeout=request.app.state.settings.requires_action_timeout,
+        run_id=run_id,
+        lease=_lease(request) if body.stream else None,
+        **extra,
+    )
+
+
+@router.post("/v1/threads/runs")
+async def create_thread_and_run(
+    body: ThreadAndRunCreate, request: Request, response: Response, project: Project, db: DB
+) -> RunObject:
+    def work() -> tuple[Any, Run]:
+        assistants.get(db, project, body.assistant_id)
+        thread_body = body.thread or ThreadCreate()
+        if body.tool_resources is not None and thread_body.tool_resources is None:
+            thread_body = ThreadCreate.model_validate(
+                {
+                    **thread_body.model_dump(exclude_unset=True),
+                    "tool_resources": body.tool_resources,
+                }
+            )
+        thread = threads.create(db, project, thread_body)
+        return thread, _create(db, request, project, thread, body, run_id)
+
+    run_id = new_id("run")
+    thread, run = await run_in_threadpool(work)
+    if body.stream:
+        api = crud.to_api(run)
+        return _stream(  # type: ignore[return-value]
+            request,
+            run.id,
+            [
+                ("thread.created", threads.to_api(thread)),
+                ("thread.run.created", api),
+                ("thread.run.queued", api),
+            ],
+            body.cancel_on_disconnect,
+        )
+    request.app.state.worker.wake()
+    _poll_hint(request, response)
+    return crud.to_api(run)
+
+
+@router.post("/v1/threads/{thread_id}/runs")
+async def create_run(
+    thread_id: str,
+    body: RunCreate,
+    request: Request,
+    response: Response,
+    project: Project,
+    db: DB,
+    include: Include = [],
+) -> RunObject:
+    def work() -> Run:
+        thread = threads.get(db, project, thread_id)
+        return _create(
+            db,
+            request,
+            project,
+            thread,
+            body,
+            new_id("run"),
+            additional_instructions=body.additional_instructions,
+            additional_messages=body.additional_messages,
+        )
+
+    run = await run_in_threadpool(work)
+    if body.stream:
+        api = crud.to_api(run)
+        return _stream(  # type: ignore[return-value]
+            request,
+            run.id,
+            [("thread.run.created", api), ("thread.run.queued", api)],
+            body.cancel_on_disconnect,
+        )
+    request.app.state.worker.wake()
+    _poll_hint(request, response)
+    return crud.to_api(run)
+
+
+@router.get("/v1/threads/{thread_id}/runs")
+def list_runs(thread_id: str, project: Project, db: DB, page: Listing) -> ListPage[RunObject]:
+    threads.get(db, project, thread_id)
+    scope = [Run.project == project, Run.thread_id == thread_id]
+    return paginate(db, Run, scope, page, crud.to_api)
+
+
+@router.get("/v1/threads/{thread_id}/runs/{run_id}")
+def get_run(
+    thread_id: str, run_id: str, request: Request, response: Response, project: Project, db: DB
+) -> RunObject:
+    _poll_hint(request, response)
+    return crud.to_api(crud.get(db, project, thread_id, run_id))
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}")
+def update_run(thread_id: str, run_id: str, body: RunUpdate, project: Project, db: DB) -> RunObject:
+    run = crud.get(db, project, thread_id, run_id)
+    if "metadata" in body.model_fields_set:
+        crud.set_fields(db, run, meta=body.metadata or {})
+    return crud.to_api(run)
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str, run_id: str, request: Request, response: Response, project: Project, db: DB
+) -> RunObject:
+    run = await run_in_threadpool(crud.get, db, project, thread_id, run_id)
+    runner = request.app.state.runner
+    for _ in range(3):  # the run may move under us (finish, fail); look again
+        if run.status not in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
+            raise bad_request(
+                f"Cannot cancel run with status '{run.status}'.", code="invalid_run_status"
+            )
+        if await runner.transition(run, states.CANCELLING):
+            break
+    if not runner.request_cancel(run_id):
+        # Queued or waiting for tool outputs: nobody is executing it here, so finish the
+        # cancel now if its lease is free; a live worker elsewhere notices on its own.
+        await request.app.state.worker.claim_and_start(run_id)
+    _poll_hint(request, response)
+    return crud.to_api(run)
+
+
+@router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
+async def submit_tool_outputs(
+    thread_id: str,
+    run_id: str,
+    body: SubmitToolOutputs,
+    request: Request,
+    response: Response,
+    project: Project,
+    db: DB,
+) -> RunObject:
+    outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
+    lease = _lease(request) if body.stream else None
+
+    def work() -> tuple[Run, Any]:
+        run = crud.get(db, project, thread_id, run_id)
+        step = crud.submit_tool_outputs(db, run, outputs, lease)
+        return run, step
+
+    run, step = await run_in_threadpool(work)
+    if body.stream:
+        first: list[Event] = []
+        if step is not None:
+            first.append(("thread.run.step.completed", step_crud.to_api(step)))
+        first.append(("thread.run.queued", crud.to_api(run)))
+        return _stream(request, run.id, first, False)  # type: ignore[return-value]
+    request.app.state.worker.wake()
+    _poll_hint(request, response)
+    return crud.to_api(run)
