@@ -14,6 +14,7 @@ import pytest
 from openai import OpenAI
 
 from tests.support.openapi_contract import contract_hook
+from tests.support.scripted_model import ScriptedModel, start_scripted_model
 from tests.support.server_process import ServerProcess
 
 KEY_ALPHA = "sk-alpha-0123456789"
@@ -27,11 +28,35 @@ def make_client(base_url: str, api_key: str) -> OpenAI:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("server"),
-        env={"ASSISTD_API_KEYS": API_KEYS, "ASSISTD_MAX_FILE_BYTES": str(1024 * 1024)},
-    ).start()
+def scripted() -> Iterator[tuple[ScriptedModel, str]]:
+    """The model: a scripted chat-completions server on loopback that litellm calls."""
+    model, base_url, stop = start_scripted_model()
+    yield model, base_url
+    stop()
+
+
+@pytest.fixture
+def model(scripted: tuple[ScriptedModel, str]) -> ScriptedModel:
+    """The scripted model with an empty script and request log for this test."""
+    scripted[0].reset()
+    return scripted[0]
+
+
+def server_env(model_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "ASSISTD_API_KEYS": API_KEYS,
+        "ASSISTD_MAX_FILE_BYTES": str(1024 * 1024),
+        "MODEL_BASE_URL": model_url,
+        "ASSISTD_WORKER_POLL_SECONDS": "0.1",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
+) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("server"), env=server_env(scripted[1])).start()
     yield proc
     proc.stop()
 
@@ -66,7 +91,7 @@ def text_file(tmp_path: Path) -> Path:
     return path
 
 
-TABLES = ("assistants", "threads", "messages", "files")
+TABLES = ("assistants", "threads", "messages", "files", "runs", "run_steps")
 
 
 @pytest.fixture
@@ -86,3 +111,25 @@ def walk(page):  # type: ignore[no-untyped-def]
     """Every item across pages: `auto_paging_iter()` where the SDK has it (1.x, 2.x);
     3.x dropped it and iterating the page itself walks the pages."""
     return list(page.auto_paging_iter() if hasattr(page, "auto_paging_iter") else page)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.fixture
+def assistant(client: OpenAI):  # type: ignore[no-untyped-def]
+    return client.beta.assistants.create(
+        model="gpt-4o", name="Helper", instructions="Be brief.", tools=[WEATHER_TOOL]
+    )
+
+
+@pytest.fixture
+def thread(client: OpenAI):  # type: ignore[no-untyped-def]
+    return client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])

@@ -92,7 +92,7 @@ def system_prompt(run: Run) -> str | None:
 
 def build(session: Session, run: Run) -> tuple[list[dict[str, Any]], bool]:
     """(messages, fits): `fits` is False when max_prompt_tokens cannot be met even after
-    dropping the oldest history (truncation `auto`)."""
+    dropping all but the newest thread message (truncation `auto`)."""
     system = system_prompt(run)
     head = [{"role": "system", "content": system}] if system else []
     history = thread_messages(session, run)
@@ -103,7 +103,7 @@ def build(session: Session, run: Run) -> tuple[list[dict[str, Any]], bool]:
         messages = head + history + tail
         if count_tokens(run.model, messages) <= run.max_prompt_tokens:
             return messages, True
-        if not history:
+        if len(history) <= 1:  # the newest message must stay: nothing left to drop
             return messages, False
         history = history[1:]
 

@@ -422,10 +422,42 @@ class Runner:
             await self._finish_cancel(run.id)
 
     async def _end(self, run: Run, target: str, **values: Any) -> None:
-        if await self.transition(run, target, **values):
-            self.emit_run(run)
-        elif run.status == states.CANCELLING:
+        """Move the run to a terminal status and tell streams how its open step and
+        message ended (step failed/cancelled/expired, message incomplete)."""
+        if run.status not in states.TERMINAL and await self._finish(run, target, **values):
+            return
+        if run.status == states.CANCELLING and target != states.CANCELLED:
             await self._finish_cancel(run.id)
+
+    async def _finish(self, run: Run, target: str, **values: Any) -> bool:
+        def open_items(session: Session) -> tuple[list[str], list[str]]:
+            step_ids = [s.id for s in step_crud.in_flight(session, run.id)]
+            message_ids = list(
+                session.exec(
+                    select(Message.id).where(
+                        Message.run_id == run.id, Message.status == "in_progress"
+                    )
+                )
+            )
+            return step_ids, message_ids
+
+        step_ids, message_ids = await self.db(open_items)
+        if not await self.transition(run, target, **values):
+            return False
+
+        def reload(session: Session) -> tuple[list[RunStep], list[Message]]:
+            steps = list(session.exec(select(RunStep).where(RunStep.id.in_(step_ids))))  # type: ignore[attr-defined]
+            msgs = list(session.exec(select(Message).where(Message.id.in_(message_ids))))  # type: ignore[attr-defined]
+            return steps, msgs
+
+        if step_ids or message_ids:
+            steps, msgs = await self.db(reload)
+            for step in steps:
+                self.emit(run, f"thread.run.step.{step.status}", step_crud.to_api(step))
+            for message in msgs:
+                self.emit(run, f"thread.message.{message.status}", message_crud.to_api(message))
+        self.emit_run(run)
+        return True
 
     async def _fail(self, run_id: str, code: str, message: str) -> None:
         run = await self.db(run_crud.load, run_id)
@@ -442,26 +474,6 @@ class Runner:
         if run.status in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
             await self.transition(run, states.CANCELLING)  # refreshes `run` if it lost a race
         if run.status != states.CANCELLING:
-            return None
+            return
         self.emit_run(run)
-        in_flight = await self.db(lambda s: step_crud.in_flight(s, run_id))
-        open_messages = await self.db(
-            lambda s: list(
-                s.exec(
-                    select(Message).where(Message.run_id == run_id, Message.status == "in_progress")
-                )
-            )
-        )
-        if await self.transition(run, states.CANCELLED):
-            for step in in_flight:
-                fresh = await self.db(
-                    lambda s, i=step.id: s.exec(select(RunStep).where(RunStep.id == i)).one()
-                )
-                self.emit(run, "thread.run.step.cancelled", step_crud.to_api(fresh))
-            for message in open_messages:
-                fresh_m = await self.db(
-                    lambda s, i=message.id: s.exec(select(Message).where(Message.id == i)).one()
-                )
-                self.emit(run, "thread.message.incomplete", message_crud.to_api(fresh_m))
-            self.emit_run(run)
-        return None
+        await self._finish(run, states.CANCELLED)
