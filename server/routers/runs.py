@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from server.protocol.threads import ThreadCreate
 router = APIRouter(tags=["runs"])
 Include = Annotated[list[str], Query(alias="include[]")]
 Event = tuple[str, Any]
+_background: set[asyncio.Task[None]] = set()  # strong references to fire-and-forget tasks
 
 
 def _poll_hint(request: Request, response: Response) -> None:
@@ -76,7 +78,11 @@ def _stream(
         finally:
             app.state.bus.unsubscribe(run_id, queue)
             if cancel_on_disconnect and not finished:
-                await _cancel(app, run_id)
+                # This task is being cancelled (anyio cancels level-triggered), so any
+                # await here would be cancelled too: hand the cancel to its own task.
+                task = asyncio.get_running_loop().create_task(_cancel(app, run_id))
+                _background.add(task)
+                task.add_done_callback(_background.discard)
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
