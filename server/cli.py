@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import logging
 import sys
@@ -25,6 +26,8 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = Settings.from_env()
+    if args.no_worker:
+        settings = dataclasses.replace(settings, run_worker=False)
     if not settings.auth_required and not _is_loopback(args.host) and not args.allow_insecure:
         print(
             f"assistd: refusing to listen on {args.host} without ASSISTD_API_KEYS: anyone who "
@@ -63,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the API only; runs are executed by `assistd worker` processes "
+        "(a streaming request still executes its own run)",
+    )
     serve.set_defaults(func=_serve)
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=_migrate)
