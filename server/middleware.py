@@ -1,11 +1,25 @@
 """A pure-ASGI middleware (cheaper than BaseHTTPMiddleware) that tags every response
-with `x-request-id`, echoing the client's own id when it sent one."""
+with `x-request-id`, echoing the client's own id when it sent one, and turns an
+unexpected exception into OpenAI's 500 envelope carrying that id too."""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("assistd")
+
+_SERVER_ERROR = {
+    "error": {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+}
 
 
 class RequestId:
@@ -23,11 +37,30 @@ class RequestId:
                 break
         if not request_id:
             request_id = f"req_{uuid.uuid4().hex}".encode()
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+                started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in request %s", request_id.decode(errors="replace"))
+            if started:
+                raise
+            body = json.dumps(_SERVER_ERROR).encode()
+            await send_with_id(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

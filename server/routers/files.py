@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
+from starlette.types import Message, Receive
 
 from server.crud import files as crud
 from server.crud.pagination import paginate
@@ -31,6 +32,23 @@ def _too_large(limit: int) -> APIError:
         param="file",
         code="file_too_large",
     )
+
+
+def _limited_receive(receive: Receive, max_body: int) -> Receive:
+    """Count body bytes as they arrive, so an upload without Content-Length is refused
+    before it is spooled to disk in full."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_body:
+                raise TooLarge
+        return message
+
+    return wrapped
 
 
 def _expires_at(form: Any, created: int) -> int | None:
@@ -61,8 +79,11 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
         raise _too_large(limit)  # refuse before reading a byte of the body
+    limited = Request(request.scope, _limited_receive(request.receive, limit + 64 * 1024))
     try:
-        form = await request.form(max_files=1, max_fields=16)
+        form = await limited.form(max_files=1, max_fields=16)
+    except TooLarge:
+        raise _too_large(limit) from None
     except Exception as exc:  # malformed multipart
         raise bad_request(f"Could not parse the multipart body: {exc}") from None
     upload = form.get("file")
