@@ -52,7 +52,7 @@ def test_forbidden_transition(current: str, target: str) -> None:
 
 
 def test_terminal_states_have_no_exit() -> None:
-    assert states.TERMINAL == {"cancelled", "failed", "completed", "incomplete", "expired"}
+    assert {"cancelled", "failed", "completed", "incomplete", "expired"} == states.TERMINAL
     assert all(not states.TRANSITIONS[s] for s in states.TERMINAL)
 
 

@@ -96,7 +96,8 @@ def _claim_thread(session: Session, thread: Thread, run_id: str) -> None:
 
 
 def require_no_active_run(session: Session, thread: Thread) -> None:
-    active = session.exec(select(Thread.active_run_id).where(Thread.id == thread.id)).one()
+    """`thread` must have been loaded in this session (its active_run_id is current)."""
+    active = thread.active_run_id
     if active is None:
         return
     status = session.exec(select(Run.status).where(Run.id == active)).first()

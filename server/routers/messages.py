@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 @router.post("")
 def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
     runs.require_no_active_run(db, threads.get(db, project, thread_id))
-    return crud.to_api(crud.create(db, project, thread_id, body))
+    return crud.create(db, project, thread_id, body)
 
 
 @router.get("")
