@@ -3,6 +3,7 @@ thread pool, and one code path serves SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,53 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        _serialize_writes(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _serialize_writes(engine: Engine) -> None:
+    """One writing transaction at a time within this process, queued on a Python lock.
+
+    SQLite allows one writer; a second one gets SQLITE_BUSY and sleeps in SQLite's busy
+    handler (1, 2, 5 ... 100 ms steps) however soon the lock frees. Under a burst of runs
+    those sleeps, not the work, set the pace. pysqlite opens a transaction just before the
+    first INSERT/UPDATE/DELETE, so taking the lock there and dropping it when the
+    transaction ends serialises writers with a hand-off of microseconds. Reads (WAL) never
+    take it. Other processes on the same file still meet the busy handler (timeout 30 s).
+    """
+    lock = threading.Lock()
+    key = "assistd_write_lock"
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _take(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        info = conn.connection.info
+        if not info.get(key) and statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
+            lock.acquire()
+            info[key] = True
+
+    def _drop(dbapi_conn_info: dict[str, object]) -> None:
+        if dbapi_conn_info.pop(key, False):
+            lock.release()
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn) -> None:  # type: ignore[no-untyped-def]
+        _drop(conn.connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn) -> None:  # type: ignore[no-untyped-def]
+        _drop(conn.connection.info)
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_conn, record, reset_state) -> None:  # type: ignore[no-untyped-def]
+        _drop(record.info)
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        _drop(record.info)
 
 
 def alembic_config(url: str) -> Config:

@@ -26,6 +26,9 @@ from server.config import Settings
 litellm.suppress_debug_info = True
 logging.getLogger("LiteLLM").setLevel(logging.WARNING)
 litellm.telemetry = False
+# No success callbacks are registered: skip the per-chunk logging task litellm would
+# otherwise submit to a thread pool (measured in bench/run_overhead.py).
+litellm.disable_streaming_logging = True
 
 
 class ModelNotConfigured(Exception):

@@ -801,6 +801,10 @@ async def _stream(
 def _bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this. uvloop does not set it on connections of a server
+    # built from a ready socket, and Nagle plus the client's delayed ACK then adds 40 ms
+    # to every keep-alive response written in two parts (headers, then body).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(128)
     sock.setblocking(False)
