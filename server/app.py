@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from sandbox.sessions import SandboxManager
 from server import __version__
 from server.config import Settings
 from server.db import make_engine, migrate
@@ -23,6 +25,22 @@ from server.storage import BlobStore
 log = logging.getLogger("assistd")
 
 
+async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str | None]:
+    """The code-interpreter sandbox if Docker and the image are there; else why not.
+    Said once at start-up; runs asking for code_interpreter then fail with the reason."""
+    if not settings.sandbox_enabled:
+        log.info("code_interpreter: off (ASSISTD_SANDBOX=off)")
+        return None, "turned off (ASSISTD_SANDBOX=off)"
+    manager = SandboxManager(settings.sandbox)
+    usable, detail = await asyncio.to_thread(manager.status)
+    if not usable:
+        log.warning("code_interpreter: unavailable: %s", detail)
+        return None, detail
+    log.info("code_interpreter: ready (%s)", detail)
+    manager.start()
+    return manager, None
+
+
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
 
@@ -34,9 +52,18 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.engine = make_engine(settings.database_url)
         app.state.blobs = BlobStore(settings.files_dir)
         app.state.bus = EventBus()
+        sandbox, problem = await start_sandbox(settings)
+        app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
         runner = Runner(
-            app.state.engine, settings, app.state.bus, ModelClient(settings), worker_name()
+            app.state.engine,
+            settings,
+            app.state.bus,
+            ModelClient(settings),
+            worker_name(),
+            blobs=app.state.blobs,
+            sandbox=sandbox,
         )
+        runner.sandbox_problem = problem
         app.state.runner = runner
         # Without the worker loop this process still executes the runs it streams.
         app.state.worker = worker = Worker(runner, claim_jobs=settings.run_worker)
@@ -46,6 +73,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             yield
         finally:
             await worker.stop()
+            if sandbox is not None:
+                await asyncio.to_thread(sandbox.close)
             app.state.engine.dispose()
 
     app = FastAPI(title="assistd", version=__version__, lifespan=lifespan)

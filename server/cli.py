@@ -75,7 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=_migrate)
+    sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    build = sandbox_sub.add_parser("build", help="build the image without a registry")
+    build.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
+    build.add_argument("--tag", default=None, help="image tag (default ASSISTD_SANDBOX_IMAGE)")
+    build.set_defaults(func=_sandbox_build)
+    status = sandbox_sub.add_parser("status", help="can code_interpreter run here?")
+    status.set_defaults(func=_sandbox_status)
     return parser
+
+
+def _sandbox_build(args: argparse.Namespace) -> int:
+    from sandbox import image
+
+    tag = args.tag or Settings.from_env().sandbox.image
+    built = image.build(tag, if_missing=args.if_missing)
+    print(f"assistd: sandbox image {tag} {'built' if built else 'already present'}")
+    return 0
+
+
+def _sandbox_status(_: argparse.Namespace) -> int:
+    from sandbox.sessions import SandboxManager
+
+    usable, detail = SandboxManager(Settings.from_env().sandbox).status()
+    print(f"code_interpreter: {'ready' if usable else 'unavailable'}: {detail}")
+    return 0 if usable else 1
 
 
 def main(argv: list[str] | None = None) -> int:

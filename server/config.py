@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.sessions import SandboxConfig
+
 DEFAULT_PROJECT = "default"
 
 
@@ -36,6 +38,8 @@ class Settings:
     worker_poll_seconds: float = 0.5
     poll_after_ms: int = 25
     run_worker: bool = True
+    sandbox_enabled: bool = True
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
     @property
     def files_dir(self) -> Path:
@@ -64,4 +68,27 @@ class Settings:
             lease_seconds=float(env.get("ASSISTD_LEASE_SECONDS") or 30),
             worker_poll_seconds=float(env.get("ASSISTD_WORKER_POLL_SECONDS") or 0.5),
             poll_after_ms=int(env.get("ASSISTD_POLL_AFTER_MS") or 25),
+            sandbox_enabled=(env.get("ASSISTD_SANDBOX") or "auto").lower() != "off",
+            sandbox=sandbox_config(env),
         )
+
+
+def sandbox_config(env: dict[str, str]) -> SandboxConfig:
+    """ASSISTD_SANDBOX_* variables over SandboxConfig's defaults."""
+    base = SandboxConfig()
+
+    def get(name: str) -> str | None:
+        return env.get(f"ASSISTD_SANDBOX_{name}") or None
+
+    return SandboxConfig(
+        image=get("IMAGE") or base.image,
+        runtime=get("RUNTIME") or base.runtime,
+        memory=get("MEMORY") or base.memory,
+        cpus=float(get("CPUS") or base.cpus),
+        pids_limit=int(get("PIDS") or base.pids_limit),
+        work_size=get("DISK") or base.work_size,
+        tmp_size=get("TMP") or base.tmp_size,
+        exec_timeout=float(get("TIMEOUT") or base.exec_timeout),
+        idle_ttl=float(get("TTL") or base.idle_ttl),
+        pool_size=int(get("POOL") if get("POOL") is not None else base.pool_size),
+    )

@@ -48,6 +48,7 @@ def server_env(model_url: str, **extra: str) -> dict[str, str]:
         "ASSISTD_MAX_FILE_BYTES": str(1024 * 1024),
         "MODEL_BASE_URL": model_url,
         "ASSISTD_WORKER_POLL_SECONDS": "0.1",
+        "ASSISTD_SANDBOX": "off",  # tests/test_code_interpreter.py starts its own servers
         **extra,
     }
 

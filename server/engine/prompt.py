@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import litellm
 from sqlmodel import Session, select
 
+from server.engine import code_interpreter
 from server.models import Message, Run, RunStep
 
 
@@ -54,7 +56,8 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
             if message is not None:
                 out.append({"role": "assistant", "content": _content(message.content)})
         else:
-            calls = [c for c in details.get("tool_calls", []) if c["type"] == "function"]
+            calls = [_as_chat_call(c) for c in details.get("tool_calls", [])]
+            calls = [c for c in calls if c is not None]
             if not calls:
                 continue
             out.append(
@@ -62,27 +65,37 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {
-                            "id": c["id"],
-                            "type": "function",
-                            "function": {
-                                "name": c["function"]["name"],
-                                "arguments": c["function"]["arguments"],
-                            },
-                        }
+                        {"id": c["id"], "type": "function", "function": c["function"]}
                         for c in calls
                     ],
                 }
             )
-            for c in calls:
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": c["id"],
-                        "content": c["function"]["output"] or "",
-                    }
-                )
+            out += [
+                {"role": "tool", "tool_call_id": c["id"], "content": c["output"]} for c in calls
+            ]
     return out
+
+
+def _as_chat_call(call: dict[str, Any]) -> dict[str, Any] | None:
+    """A recorded tool call as the chat model made it, with the result it got back."""
+    if call["type"] == "function":
+        fn = call["function"]
+        return {
+            "id": call["id"],
+            "function": {"name": fn["name"], "arguments": fn["arguments"]},
+            "output": fn["output"] or "",
+        }
+    if call["type"] == "code_interpreter":
+        body = call["code_interpreter"]
+        return {
+            "id": call["id"],
+            "function": {
+                "name": "code_interpreter",
+                "arguments": json.dumps({"code": body["input"]}),
+            },
+            "output": code_interpreter.output_text(body.get("outputs") or []),
+        }
+    return None
 
 
 def system_prompt(run: Run) -> str | None:

@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from sandbox.sessions import SandboxManager, SandboxUnavailable
 from server.config import Settings
 from server.crud import messages as message_crud
 from server.crud import runs as run_crud
 from server.crud import steps as step_crud
+from server.engine import code_interpreter as ci
 from server.engine import prompt, states
 from server.engine.events import EventBus
 from server.engine.model_client import (
@@ -35,9 +37,12 @@ from server.engine.model_client import (
 )
 from server.ids import new_id, now
 from server.models import Message, Run, RunStep
+from server.storage import BlobStore
 
 log = logging.getLogger("assistd.runner")
 T = TypeVar("T")
+# Model calls one run may make while server-side tools keep answering them.
+MAX_MODEL_TURNS = 20
 
 
 @dataclass
@@ -45,6 +50,9 @@ class ToolCallState:
     id: str
     name: str = ""
     arguments: str = ""
+    kind: str = "function"  # or "code_interpreter", run here rather than by the client
+    input_sent: str = ""  # code_interpreter input already streamed as deltas
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -57,6 +65,7 @@ class Progress:
     held: str = ""  # text held back while it may still be a JSON tool call
     tool_step_id: str | None = None
     calls: dict[int, ToolCallState] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)  # image_file parts of the open message
 
 
 def add_usage(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
@@ -67,14 +76,16 @@ def add_usage(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, i
 # --- database work (runs in a worker thread, one short transaction each) ---------------
 
 
-def _open_message(session: Session, run: Run) -> tuple[RunStep, Message]:
+def _open_message(
+    session: Session, run: Run, images: list[str] | None = None
+) -> tuple[RunStep, Message]:
     message = Message(
         id=new_id("message"),
         project=run.project,
         thread_id=run.thread_id,
         created_at=now(),
         role="assistant",
-        content=[],
+        content=[{"type": "image_file", "image_file": {"file_id": f}} for f in images or []],
         attachments=[],
         assistant_id=run.assistant_id,
         run_id=run.id,
@@ -98,8 +109,16 @@ def _open_tool_step(session: Session, run: Run) -> RunStep:
     return step
 
 
-def _text_content(text: str) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": {"value": text, "annotations": []}}]
+def _text_content(
+    text: str, images: list[str] | None = None, files: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [
+        {"type": "image_file", "image_file": {"file_id": file_id}} for file_id in images or []
+    ]
+    annotations = ci.annotate(text, files) if files else []
+    if text or not parts:
+        parts.append({"type": "text", "text": {"value": text, "annotations": annotations}})
+    return parts
 
 
 def _close_message(
@@ -107,10 +126,11 @@ def _close_message(
     progress: Progress,
     usage: dict[str, int] | None,
     incomplete_reason: str | None,
+    files: dict[str, str] | None = None,
 ) -> tuple[RunStep, Message]:
     ts = now()
     message = session.exec(select(Message).where(Message.id == progress.message_id)).one()
-    message.content = _text_content(progress.text)
+    message.content = _text_content(progress.text, progress.images, files)
     if incomplete_reason:
         message.status, message.incomplete_at = "incomplete", ts
         message.incomplete_details = {"reason": incomplete_reason}
@@ -125,20 +145,38 @@ def _close_message(
 
 
 def _tool_calls_details(progress: Progress) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": call.id,
-            "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments, "output": None},
-        }
-        for _, call in sorted(progress.calls.items())
-    ]
+    details: list[dict[str, Any]] = []
+    for _, call in sorted(progress.calls.items()):
+        if call.kind == ci.TOOL_NAME:
+            details.append(
+                {
+                    "id": call.id,
+                    "type": "code_interpreter",
+                    "code_interpreter": {
+                        "input": ci.code_from_arguments(call.arguments),
+                        "outputs": call.outputs,
+                    },
+                }
+            )
+        else:
+            details.append(
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments, "output": None},
+                }
+            )
+    return details
 
 
-def _save_tool_step(session: Session, progress: Progress, usage: dict[str, int] | None) -> RunStep:
+def _save_tool_step(
+    session: Session, progress: Progress, usage: dict[str, int] | None, done: bool = False
+) -> RunStep:
     step = session.exec(select(RunStep).where(RunStep.id == progress.tool_step_id)).one()
     step.step_details = {"type": "tool_calls", "tool_calls": _tool_calls_details(progress)}
     step.usage = usage
+    if done:
+        step.status, step.completed_at = "completed", now()
     session.add(step)
     session.commit()
     return step
@@ -147,23 +185,35 @@ def _save_tool_step(session: Session, progress: Progress, usage: dict[str, int] 
 def _save_partial_text(session: Session, progress: Progress) -> None:
     if progress.message_id and progress.text:
         message = session.exec(select(Message).where(Message.id == progress.message_id)).one()
-        message.content = _text_content(progress.text)
+        message.content = _text_content(progress.text, progress.images)
         session.add(message)
         session.commit()
 
 
 class Runner:
     def __init__(
-        self, engine: Engine, settings: Settings, bus: EventBus, models: ModelClient, owner: str
+        self,
+        engine: Engine,
+        settings: Settings,
+        bus: EventBus,
+        models: ModelClient,
+        owner: str,
+        *,
+        blobs: BlobStore,
+        sandbox: SandboxManager | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.bus = bus
         self.models = models
         self.owner = owner
+        self.blobs = blobs
+        self.sandbox = sandbox
+        self.sandbox_problem: str | None = None if sandbox else "the sandbox is turned off"
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
         self.progress: dict[str, Progress] = {}
+        self.outputs: dict[str, ci.RunOutputs] = {}
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -192,6 +242,10 @@ class Runner:
         task = self.tasks.get(run_id)
         if task is None or task.done():
             return False
+        if run_id in self.cancel_requested:
+            # Once only: a second cancel (the worker also sees status `cancelling`) would
+            # land inside the cancel handling itself and strand the run in `cancelling`.
+            return True
         self.cancel_requested.add(run_id)
         task.cancel()
         return True
@@ -222,6 +276,7 @@ class Runner:
         finally:
             self.cancel_requested.discard(run_id)
             self.progress.pop(run_id, None)
+            self.outputs.pop(run_id, None)
 
     async def _advance(self, run_id: str) -> None:
         run = await self.db(run_crud.load, run_id)
@@ -235,12 +290,34 @@ class Runner:
                 await self._finish_cancel(run_id)
             return
         self.emit_run(run)
+        uses_code = any(t["type"] == ci.TOOL_NAME for t in run.tools)
+        if uses_code and self.sandbox_problem:
+            message = f"code_interpreter is not available on this server: {self.sandbox_problem}"
+            await self._end(
+                run, states.FAILED, last_error={"code": "server_error", "message": message}
+            )
+            return
+        for _ in range(MAX_MODEL_TURNS):
+            if not await self._turn(run, uses_code):
+                return
+        await self._end(
+            run,
+            states.FAILED,
+            last_error={
+                "code": "server_error",
+                "message": f"The run stopped after {MAX_MODEL_TURNS} model calls in a row.",
+            },
+        )
+
+    async def _turn(self, run: Run, uses_code: bool) -> bool:
+        """One model call and what follows it; True when the run goes on to another call
+        (server-side tools answered), False when it has ended or waits for the client."""
         messages, fits = await self.db(prompt.build, run)
         if not fits:
             await self._end(
                 run, states.INCOMPLETE, incomplete_details={"reason": "max_prompt_tokens"}
             )
-            return
+            return False
         max_tokens = None
         if run.max_completion_tokens:
             used = (run.usage or {}).get("completion_tokens", 0)
@@ -249,8 +326,12 @@ class Runner:
                 await self._end(
                     run, states.INCOMPLETE, incomplete_details={"reason": "max_completion_tokens"}
                 )
-                return
+                return False
         tools = prompt.chat_tools(run)
+        inputs: list[ci.InputFile] = []
+        if uses_code:
+            inputs = await self.db(ci.input_files, run)
+            tools.append(ci.chat_tool([f.name for f in inputs]))
         request = ModelRequest(
             model=run.model,
             messages=messages,
@@ -263,7 +344,8 @@ class Runner:
             max_tokens=max_tokens,
             reasoning_effort=run.reasoning_effort,
         )
-        progress = self.progress[run_id] = Progress()
+        progress = self.progress[run.id] = Progress()
+        outputs = self.outputs.setdefault(run.id, ci.RunOutputs())
         try:
             finish = await self._stream(
                 run, request, progress, {t["function"]["name"] for t in tools}
@@ -272,15 +354,22 @@ class Runner:
             raise
         except Exception as exc:
             code, message = classify_error(exc)
-            log.info("run %s: model call failed: %s", run_id, message)
+            log.info("run %s: model call failed: %s", run.id, message)
             await self.db(_save_partial_text, progress)
             await self._end(run, states.FAILED, last_error={"code": code, "message": message})
-            return
+            return False
         usage = add_usage(run.usage, finish.usage)
         await self.db(lambda s: run_crud.set_fields(s, run, usage=usage))
         if progress.calls:
-            await self._require_action(run, progress, finish)
-            return
+            code_calls = [c for c in progress.calls.values() if c.kind == ci.TOOL_NAME]
+            if code_calls:
+                await self._run_code(run, progress, code_calls, inputs, outputs)
+            if len(code_calls) < len(progress.calls):
+                await self._require_action(run, progress, finish)
+                return False
+            step = await self.db(_save_tool_step, progress, finish.usage or None, True)
+            self.emit(run, "thread.run.step.completed", step_crud.to_api(step))
+            return True
         truncated = finish.reason == "length"
         await self._close_message(run, progress, finish, "max_tokens" if truncated else None)
         if truncated:
@@ -289,6 +378,60 @@ class Runner:
             )
         else:
             await self._end(run, states.COMPLETED)
+        return False
+
+    async def _run_code(
+        self,
+        run: Run,
+        progress: Progress,
+        calls: list[ToolCallState],
+        inputs: list[ci.InputFile],
+        outputs: ci.RunOutputs,
+    ) -> None:
+        """Execute code_interpreter calls in the thread's sandbox session, streaming each
+        call's outputs as a step delta. Errors in the code are outputs, not failures."""
+        assert self.sandbox is not None
+        sandbox, key = self.sandbox, run.thread_id
+        skip = {f.name for f in inputs}
+        for call in calls:
+            self._flush_code_input(run, progress, call)
+            code = ci.code_from_arguments(call.arguments)
+            try:
+                result = await asyncio.to_thread(ci.execute, sandbox, self.blobs, key, inputs, code)
+            except asyncio.CancelledError:
+                sandbox.interrupt(key)
+                raise
+            except (SandboxUnavailable, OSError, RuntimeError, TimeoutError) as exc:
+                result = ci.ExecResult(logs="", error=f"The sandbox failed: {exc}")
+            call.outputs = await self.db(
+                ci.store_outputs, sandbox, self.blobs, run, key, result, outputs, skip
+            )
+            index = next(i for i, c in progress.calls.items() if c is call)
+            self.emit(
+                run,
+                "thread.run.step.delta",
+                {
+                    "id": progress.tool_step_id,
+                    "object": "thread.run.step.delta",
+                    "delta": {
+                        "step_details": {
+                            "type": "tool_calls",
+                            "tool_calls": [
+                                {
+                                    "index": index,
+                                    "type": "code_interpreter",
+                                    "code_interpreter": {
+                                        "outputs": [
+                                            {"index": n, **item}
+                                            for n, item in enumerate(call.outputs)
+                                        ]
+                                    },
+                                }
+                            ],
+                        }
+                    },
+                },
+            )
 
     async def _stream(
         self, run: Run, request: ModelRequest, progress: Progress, function_names: set[str]
@@ -322,30 +465,59 @@ class Runner:
             progress.held = ""
         return finish
 
+    async def _ensure_message(self, run: Run, progress: Progress) -> None:
+        """Open the assistant message (and its step) on first output; images the sandbox
+        produced since the last message lead its content, as in the hosted API."""
+        if progress.message_id is not None:
+            return
+        outputs = self.outputs.get(run.id)
+        images = list(outputs.images) if outputs else []
+        if outputs:
+            outputs.images.clear()
+        step, message = await self.db(_open_message, run, images)
+        progress.message_id, progress.message_step_id = message.id, step.id
+        progress.images = images
+        step_api = step_crud.to_api(step)
+        self.emit(run, "thread.run.step.created", step_api)
+        self.emit(run, "thread.run.step.in_progress", step_api)
+        message_api = message_crud.to_api(message)
+        self.emit(run, "thread.message.created", message_api)
+        self.emit(run, "thread.message.in_progress", message_api)
+        if images:
+            parts = [
+                {"index": i, "type": "image_file", "image_file": {"file_id": file_id}}
+                for i, file_id in enumerate(images)
+            ]
+            self.emit(
+                run,
+                "thread.message.delta",
+                {"id": message.id, "object": "thread.message.delta", "delta": {"content": parts}},
+            )
+
     async def _text(self, run: Run, progress: Progress, text: str) -> None:
         if not text:
             return
-        if progress.message_id is None:
-            step, message = await self.db(_open_message, run)
-            progress.message_id, progress.message_step_id = message.id, step.id
-            step_api = step_crud.to_api(step)
-            self.emit(run, "thread.run.step.created", step_api)
-            self.emit(run, "thread.run.step.in_progress", step_api)
-            message_api = message_crud.to_api(message)
-            self.emit(run, "thread.message.created", message_api)
-            self.emit(run, "thread.message.in_progress", message_api)
+        await self._ensure_message(run, progress)
         progress.text += text
+        part = {"type": "text", "text": {"value": text, "annotations": []}}
         self.emit(
             run,
             "thread.message.delta",
             {
                 "id": progress.message_id,
                 "object": "thread.message.delta",
-                "delta": {
-                    "content": [
-                        {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}
-                    ]
-                },
+                "delta": {"content": [{"index": len(progress.images), **part}]},
+            },
+        )
+
+    def _step_delta(self, run: Run, progress: Progress, fragment: dict[str, Any]) -> None:
+        self.emit(
+            run,
+            "thread.run.step.delta",
+            {
+                "id": progress.tool_step_id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
             },
         )
 
@@ -360,52 +532,79 @@ class Runner:
             self.emit(run, "thread.run.step.created", step_api)
             self.emit(run, "thread.run.step.in_progress", step_api)
         call = progress.calls.get(delta.index)
-        fragment: dict[str, Any] = {"index": delta.index, "type": "function"}
-        function: dict[str, Any] = {"arguments": delta.arguments}
+        created = call is None
         if call is None:
             call = progress.calls[delta.index] = ToolCallState(id=delta.id or new_id("call"))
+            if delta.name == ci.TOOL_NAME and self.sandbox is not None:
+                call.kind = ci.TOOL_NAME
+        if delta.name:
+            call.name += delta.name
+        call.arguments += delta.arguments
+        if call.kind == ci.TOOL_NAME:
+            if created:
+                self._step_delta(
+                    run,
+                    progress,
+                    {
+                        "index": delta.index,
+                        "type": "code_interpreter",
+                        "id": call.id,
+                        "code_interpreter": {"input": "", "outputs": []},
+                    },
+                )
+            code = ci.partial_code(call.arguments)
+            if len(code) > len(call.input_sent):
+                self._code_input(run, progress, delta.index, call, code)
+            return
+        fragment: dict[str, Any] = {"index": delta.index, "type": "function"}
+        function: dict[str, Any] = {"arguments": delta.arguments}
+        if created:
             fragment["id"] = call.id
             function["output"] = None
         if delta.name:
-            call.name += delta.name
             function["name"] = delta.name
-        call.arguments += delta.arguments
         fragment["function"] = function
-        self.emit(
+        self._step_delta(run, progress, fragment)
+
+    def _code_input(
+        self, run: Run, progress: Progress, index: int, call: ToolCallState, code: str
+    ) -> None:
+        more, call.input_sent = code[len(call.input_sent) :], code
+        self._step_delta(
             run,
-            "thread.run.step.delta",
-            {
-                "id": progress.tool_step_id,
-                "object": "thread.run.step.delta",
-                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
-            },
+            progress,
+            {"index": index, "type": "code_interpreter", "code_interpreter": {"input": more}},
         )
+
+    def _flush_code_input(self, run: Run, progress: Progress, call: ToolCallState) -> None:
+        """The rest of the input once the call is complete (all of it for plain code)."""
+        code = ci.code_from_arguments(call.arguments)
+        if code.startswith(call.input_sent) and len(code) > len(call.input_sent):
+            index = next(i for i, c in progress.calls.items() if c is call)
+            self._code_input(run, progress, index, call, code)
 
     async def _close_message(
         self, run: Run, progress: Progress, finish: Finish, incomplete_reason: str | None
     ) -> None:
-        if progress.message_id is None:
-            # The model said nothing at all: still leave an (empty) assistant message.
-            step, message = await self.db(_open_message, run)
-            progress.message_id, progress.message_step_id = message.id, step.id
-            step_api = step_crud.to_api(step)
-            self.emit(run, "thread.run.step.created", step_api)
-            self.emit(run, "thread.run.step.in_progress", step_api)
-            self.emit(run, "thread.message.created", message_crud.to_api(message))
-            self.emit(run, "thread.message.in_progress", message_crud.to_api(message))
+        # The model may have said nothing at all: still leave an (empty) assistant message.
+        await self._ensure_message(run, progress)
         usage = None if progress.calls else (finish.usage or None)
-        step, message = await self.db(_close_message, progress, usage, incomplete_reason)
+        outputs = self.outputs.get(run.id)
+        files = outputs.files if outputs else None
+        step, message = await self.db(_close_message, progress, usage, incomplete_reason, files)
         event = "thread.message.incomplete" if incomplete_reason else "thread.message.completed"
         self.emit(run, event, message_crud.to_api(message))
         self.emit(run, "thread.run.step.completed", step_crud.to_api(step))
         progress.message_id = progress.message_step_id = None
         progress.text = ""
+        progress.images = []
 
     async def _require_action(self, run: Run, progress: Progress, finish: Finish) -> None:
         await self.db(_save_tool_step, progress, finish.usage or None)
         calls = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for _, c in sorted(progress.calls.items())
+            if c.kind == "function"
         ]
         required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
         ok = await self.transition(

@@ -25,6 +25,9 @@ def ready(request: Request) -> JSONResponse:
     except Exception as exc:  # the probe reports, it does not crash
         checks["database"] = f"error: {exc.__class__.__name__}"
     ok = all(value == "ok" for value in checks.values())
+    # Optional features are reported, not required: the API works without them.
+    features = {"code_interpreter": request.app.state.sandbox_status}
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+        {"status": "ok" if ok else "unavailable", "checks": checks, "features": features},
+        200 if ok else 503,
     )

@@ -1,0 +1,245 @@
+"""The code_interpreter tool: what the model sees, and how a call becomes sandbox work,
+step outputs, files and annotations.
+
+The sandbox package runs code; this module knows about runs, files and threads. All
+functions here block (database, Docker); the runner calls them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager
+from server.crud import files as file_crud
+from server.models import Assistant, Message, Run, StoredFile, Thread
+from server.storage import BlobStore
+
+TOOL_NAME = "code_interpreter"
+MAX_OUTPUT_BYTES = 512 * 1024 * 1024
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def chat_tool(input_files: list[str]) -> dict[str, Any]:
+    """code_interpreter as a function the chat model can call."""
+    description = (
+        "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
+        f"persist between calls. Work in {WORK_DIR}: files saved there are returned to the "
+        f"user; link them as sandbox:{WORK_DIR}/<name>. numpy, pandas, matplotlib and scipy "
+        "are installed; figures are shown to the user automatically."
+    )
+    if input_files:
+        description += " Files available: " + ", ".join(input_files) + "."
+    return {
+        "type": "function",
+        "function": {
+            "name": TOOL_NAME,
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string", "description": "Python code to run"}},
+                "required": ["code"],
+            },
+        },
+    }
+
+
+def code_from_arguments(arguments: str) -> str:
+    """The code of a finished call: `{"code": ...}`, or the raw text when a small model
+    wrote plain code instead of JSON."""
+    try:
+        data = json.loads(arguments)
+    except ValueError:
+        return arguments
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        return str(data["code"])
+    return arguments if not isinstance(data, str) else data
+
+
+def partial_code(arguments: str) -> str:
+    """The code decoded so far from a still-streaming `{"code": "...` argument string, so
+    input fragments can stream as step deltas. Never returns more than is certain."""
+    match = re.search(r'"code"\s*:\s*"', arguments)
+    if match is None:
+        return ""
+    raw = arguments[match.end() :]
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == '"':
+            break
+        if ch == "\\":
+            if i + 1 >= len(raw):
+                break
+            if raw[i + 1] == "u":
+                if i + 6 > len(raw):
+                    break
+                out.append(json.loads(f'"{raw[i : i + 6]}"'))
+                i += 6
+                continue
+            out.append(json.loads(f'"{raw[i : i + 2]}"'))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@dataclass
+class InputFile:
+    file_id: str
+    name: str  # path under /mnt/data
+    sha256: str
+
+
+@dataclass
+class RunOutputs:
+    """What the sandbox produced during one run: images for the next message, and files
+    the reply may link to (`sandbox:/mnt/data/x.csv` -> file_path annotation)."""
+
+    images: list[str] = field(default_factory=list)  # file ids not yet shown in a message
+    files: dict[str, str] = field(default_factory=dict)  # /mnt/data/path -> file id
+
+
+def input_files(session: Session, run: Run) -> list[InputFile]:
+    """code_interpreter files of the assistant, the thread and message attachments."""
+    ids: list[str] = []
+    assistant = session.exec(select(Assistant).where(Assistant.id == run.assistant_id)).first()
+    thread = session.exec(select(Thread).where(Thread.id == run.thread_id)).first()
+    for resources in (
+        assistant.tool_resources if assistant else None,
+        thread.tool_resources if thread else None,
+    ):
+        ids += ((resources or {}).get("code_interpreter") or {}).get("file_ids") or []
+    messages = session.exec(
+        select(Message.attachments).where(Message.thread_id == run.thread_id)
+    ).all()
+    for attachments in messages:
+        for attachment in attachments or []:
+            if any(t.get("type") == TOOL_NAME for t in attachment.get("tools", [])):
+                ids.append(attachment["file_id"])
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    rows = session.exec(
+        select(StoredFile).where(
+            StoredFile.project == run.project,
+            StoredFile.id.in_(wanted),  # type: ignore[attr-defined]
+        )
+    ).all()
+    by_id = {row.id: row for row in rows}
+    out: list[InputFile] = []
+    taken: set[str] = set()
+    for file_id in wanted:
+        row = by_id.get(file_id)
+        if row is None:
+            continue
+        name = _SAFE_NAME.sub("_", posixpath.basename(row.filename)) or file_id
+        if name in taken or name.startswith("."):
+            name = f"{file_id}-{name}"
+        taken.add(name)
+        out.append(InputFile(file_id, f"{WORK_DIR}/{name}", row.sha256))
+    return out
+
+
+def execute(
+    sandbox: SandboxManager, blobs: BlobStore, key: str, files: list[InputFile], code: str
+) -> ExecResult:
+    """Copy input files the session lacks, then run the code."""
+    session, _ = sandbox.session(key)
+    for item in files:
+        if session.files.get(item.file_id) == item.name:
+            continue
+        data = blobs.path(item.sha256).read_bytes()
+        name = item.name.removeprefix(WORK_DIR + "/")
+        session.request({"op": "put", "name": name, "data": base64.b64encode(data).decode()})
+        session.files[item.file_id] = item.name
+    result = session.execute(code, sandbox.config.exec_timeout)
+    if result.restarted:
+        sandbox.drop(key)
+    return result
+
+
+def store_outputs(
+    session: Session,
+    sandbox: SandboxManager,
+    blobs: BlobStore,
+    run: Run,
+    key: str,
+    result: ExecResult,
+    outputs: RunOutputs,
+    skip: set[str],
+) -> list[dict[str, Any]]:
+    """Turn an execution's results into step outputs, saving images and written files
+    as File objects (purpose assistants_output)."""
+    items: list[dict[str, Any]] = []
+    logs = result.logs
+    if result.error:
+        logs = f"{logs}{'' if not logs or logs.endswith(chr(10)) else chr(10)}{result.error}"
+    if logs:
+        items.append({"type": "logs", "logs": logs})
+    for n, png in enumerate(result.images):
+        row = _save(session, blobs, run.project, png, f"image-{run.id[-8:]}-{n}.png")
+        outputs.images.append(row.id)
+        items.append({"type": "image", "image": {"file_id": row.id}})
+    if result.files and not result.restarted:
+        live, _ = sandbox.session(key)
+        for path in result.files:
+            if path in skip:
+                continue
+            try:
+                reply = live.request({"op": "get", "name": path.removeprefix(WORK_DIR + "/")})
+            except (RuntimeError, TimeoutError):
+                continue
+            data = base64.b64decode(reply["data"])
+            if len(data) > MAX_OUTPUT_BYTES:
+                continue
+            row = _save(session, blobs, run.project, data, posixpath.basename(path))
+            outputs.files[path] = row.id
+    return items
+
+
+def _save(session: Session, blobs: BlobStore, project: str, data: bytes, name: str) -> StoredFile:
+    sha, size = blobs.put(io.BytesIO(data), MAX_OUTPUT_BYTES)
+    return file_crud.create(
+        session, project, filename=name, size=size, purpose="assistants_output", sha256=sha
+    )
+
+
+def annotate(text: str, files: dict[str, str]) -> list[dict[str, Any]]:
+    """file_path annotations for every `sandbox:/mnt/data/...` link to a produced file."""
+    annotations: list[dict[str, Any]] = []
+    for match in re.finditer(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)", text):
+        file_id = files.get(match.group(1).rstrip(".,;:"))
+        if file_id is None:
+            continue
+        link = "sandbox:" + match.group(1).rstrip(".,;:")
+        annotations.append(
+            {
+                "type": "file_path",
+                "text": link,
+                "start_index": match.start(),
+                "end_index": match.start() + len(link),
+                "file_path": {"file_id": file_id},
+            }
+        )
+    return annotations
+
+
+def output_text(call_outputs: list[dict[str, Any]]) -> str:
+    """What the model reads back as the tool result."""
+    parts = []
+    for item in call_outputs:
+        if item["type"] == "logs":
+            parts.append(item["logs"])
+        elif item["type"] == "image":
+            parts.append(f"[image shown to the user: {item['image']['file_id']}]")
+    return "\n".join(parts) or "(no output)"
