@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -394,6 +395,7 @@ class Runner:
         sandbox, key = self.sandbox, run.thread_id
         skip = {f.name for f in inputs}
         for call in calls:
+            started = time.perf_counter()
             self._flush_code_input(run, progress, call)
             code = ci.code_from_arguments(call.arguments)
             try:
@@ -431,6 +433,12 @@ class Runner:
                         }
                     },
                 },
+            )
+            log.info(
+                "run %s: code_interpreter call %s answered in %.1f ms",
+                run.id,
+                call.id,
+                (time.perf_counter() - started) * 1000,
             )
 
     async def _stream(
