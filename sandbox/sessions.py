@@ -36,6 +36,16 @@ LABEL = "assistd.sandbox"
 _CLOSED = object()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SandboxUnavailable(Exception):
     """Docker or the image is missing: code_interpreter cannot run here."""
 
@@ -230,7 +240,26 @@ class SandboxManager:
             self.client.images.get(self.config.image)
         except DockerException:
             return False, f"image {self.config.image} is missing; run `assistd sandbox build`"
-        return True, f"image {self.config.image}, runtime {self.config.runtime or 'default'}"
+        runtime = self.config.runtime
+        if runtime and runtime not in (self.client.info().get("Runtimes") or {}):
+            return False, f"Docker has no runtime {runtime!r} (dockerd --add-runtime)"
+        return True, f"image {self.config.image}, runtime {runtime or 'default'}"
+
+    def remove_orphans(self) -> int:
+        """Remove sandbox containers left by processes of this host that are gone (a
+        crash skips close()). Containers of live processes, or of other hosts sharing
+        the daemon, are left alone."""
+        host = os.uname().nodename
+        removed = 0
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            owner_host, _, rest = container.labels.get(LABEL, "").partition(":")
+            pid = rest.partition(":")[0]
+            if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            with contextlib.suppress(DockerException):
+                container.remove(force=True)
+                removed += 1
+        return removed
 
     # -- sessions --------------------------------------------------------------------
 
@@ -351,6 +380,11 @@ class SandboxManager:
                 self._wake.wait(interval)
                 self._wake.clear()
 
+        try:
+            if removed := self.remove_orphans():
+                log.info("removed %d sandbox containers left by dead processes", removed)
+        except DockerException as exc:
+            log.warning("could not look for orphaned sandbox containers: %s", exc)
         self._thread = threading.Thread(target=loop, daemon=True, name="sandbox-upkeep")
         self._thread.start()
 

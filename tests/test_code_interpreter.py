@@ -378,3 +378,63 @@ def test_idle_sessions_expire_after_the_ttl(
         assert "NameError" in logs_of(gone)
     finally:
         proc.stop()
+
+
+def test_containers_of_a_killed_server_are_removed_at_the_next_start(
+    tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
+) -> None:
+    require_sandbox()
+    import docker
+
+    daemon = docker.from_env()
+    env = server_env(scripted[1], ASSISTD_SANDBOX="auto", ASSISTD_SANDBOX_POOL="1")
+    first = ServerProcess(tmp_path_factory.mktemp("doomed"), env=env).start()
+    assert first.proc is not None
+    mine = f":{first.proc.pid}:"
+
+    def containers() -> list[Any]:
+        found = daemon.containers.list(all=True, filters={"label": "assistd.sandbox"})
+        return [c for c in found if mine in c.labels["assistd.sandbox"]]
+
+    deadline = time.monotonic() + 30
+    while not containers() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the warm pool starts in the background
+    assert containers(), "the first server never started its pool container"
+    first.proc.kill()  # no shutdown: nothing removes its containers
+    first.proc.wait()
+    assert containers()
+    second = ServerProcess(tmp_path_factory.mktemp("successor"), env=env).start()
+    try:
+        deadline = time.monotonic() + 15
+        while containers() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert containers() == []
+    finally:
+        second.stop()
+
+
+def test_sessions_run_under_gvisor_when_configured(
+    tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
+) -> None:
+    require_sandbox(runtime="runsc")
+    env = server_env(
+        scripted[1],
+        ASSISTD_SANDBOX="auto",
+        ASSISTD_SANDBOX_RUNTIME="runsc",
+        ASSISTD_SANDBOX_POOL="0",
+    )
+    proc = ServerProcess(tmp_path_factory.mktemp("gvisor"), env=env).start()
+    try:
+        client = make_client(proc.base_url, KEY_ALPHA)
+        model = scripted[0]
+        model.reset()
+        coder = client.beta.assistants.create(model="gpt-4o", tools=[CI_TOOL])
+        thread = client.beta.threads.create()
+        code = "import numpy as np\nprint(np.arange(4).sum())\nprint(open('/proc/version').read())"
+        run, outputs = run_code(client, model, coder.id, thread.id, code)
+        assert run.status == "completed"
+        logs = logs_of(outputs)
+        assert logs.startswith("6\n")
+        assert "gVisor" in logs or "4.4.0" in logs, logs  # gVisor's synthetic kernel
+    finally:
+        proc.stop()

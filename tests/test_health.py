@@ -13,7 +13,12 @@ from tests.support.server_process import REPO, SERVER_PYTHON
 def test_ready_reports_database_and_migrations(server) -> None:
     r = httpx.get(f"{server.base_url}/ready")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
+    assert r.json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "migrations": "ok"},
+        # an optional feature that is off does not make the server unready
+        "features": {"code_interpreter": "turned off (ASSISTD_SANDBOX=off)"},
+    }
 
 
 def test_every_response_carries_a_request_id(http) -> None:

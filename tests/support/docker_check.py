@@ -13,7 +13,8 @@ HOW = (
 )
 
 
-def require_sandbox(image: str = "assistd-sandbox:1") -> None:
+def require_sandbox(image: str = "assistd-sandbox:1", runtime: str | None = None) -> None:
+    """Docker, the image and (if named) a registered runtime such as gVisor's runsc."""
     problem = None
     try:
         import docker
@@ -21,6 +22,8 @@ def require_sandbox(image: str = "assistd-sandbox:1") -> None:
         client = docker.from_env(timeout=10)
         client.ping()
         client.images.get(image)
+        if runtime and runtime not in (client.info().get("Runtimes") or {}):
+            problem = f"dockerd has no {runtime} runtime (apt-get install runsc, restart it)"
     except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
         problem = f"{exc.__class__.__name__}: {str(exc)[:200]}"
     if problem is None:
