@@ -1,4 +1,4 @@
-"""`assistd` command line: serve and migrate."""
+"""`assistd` command line: serve, worker, migrate and sandbox."""
 
 from __future__ import annotations
 
@@ -46,6 +46,28 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(_: argparse.Namespace) -> int:
+    """Only the worker loop: claims and executes runs, serves no HTTP. Stops on SIGTERM
+    or SIGINT after the grace period (in-flight runs finish or are handed back)."""
+    import asyncio
+    import signal
+
+    from server.app import create_app
+
+    app = create_app(Settings.from_env())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
+
+
 def _migrate(_: argparse.Namespace) -> int:
     from server.db import migrate
 
@@ -73,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(a streaming request still executes its own run)",
     )
     serve.set_defaults(func=_serve)
+    worker = sub.add_parser("worker", help="execute runs only (no HTTP); pairs with --no-worker")
+    worker.set_defaults(func=_worker)
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=_migrate)
     sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")

@@ -38,6 +38,7 @@ class Settings:
     worker_poll_seconds: float = 0.5
     poll_after_ms: int = 25
     run_worker: bool = True
+    shutdown_grace_seconds: float = 10.0
     sandbox_enabled: bool = True
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
@@ -53,7 +54,9 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("ASSISTD_DATA_DIR") or "./data").resolve()
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'assistd.db'}"
+        database_url = normalise_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{data_dir / 'assistd.db'}"
+        )
         models_config = env.get("MODELS_CONFIG")
         return cls(
             data_dir=data_dir,
@@ -68,9 +71,19 @@ class Settings:
             lease_seconds=float(env.get("ASSISTD_LEASE_SECONDS") or 30),
             worker_poll_seconds=float(env.get("ASSISTD_WORKER_POLL_SECONDS") or 0.5),
             poll_after_ms=int(env.get("ASSISTD_POLL_AFTER_MS") or 25),
+            shutdown_grace_seconds=float(env.get("ASSISTD_SHUTDOWN_GRACE_SECONDS") or 10),
             sandbox_enabled=(env.get("ASSISTD_SANDBOX") or "auto").lower() != "off",
             sandbox=sandbox_config(env),
         )
+
+
+def normalise_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` (psycopg2's default in SQLAlchemy) mean psycopg 3,
+    the driver the `postgres` extra installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def sandbox_config(env: dict[str, str]) -> SandboxConfig:

@@ -15,7 +15,7 @@ from openai import OpenAI
 
 from tests.support.openapi_contract import contract_hook
 from tests.support.scripted_model import ScriptedModel, start_scripted_model
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, drop_test_databases
 
 KEY_ALPHA = "sk-alpha-0123456789"
 KEY_BETA = "sk-beta-9876543210"
@@ -25,6 +25,13 @@ API_KEYS = f"{KEY_ALPHA}:alpha,{KEY_BETA}:beta"
 def make_client(base_url: str, api_key: str) -> OpenAI:
     http = httpx.Client(event_hooks={"response": [contract_hook]}, timeout=30)
     return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, http_client=http)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases() -> Iterator[None]:
+    """On the PostgreSQL pass, drop the databases the servers used when the run ends."""
+    yield
+    drop_test_databases()
 
 
 @pytest.fixture(scope="session")
@@ -97,15 +104,18 @@ TABLES = ("assistants", "threads", "messages", "files", "runs", "run_steps")
 
 @pytest.fixture
 def row_counts(server: ServerProcess):
-    """Row counts straight from the server's SQLite file: proof that a rejected request
+    """Row counts straight from the server's database: proof that a rejected request
     changed nothing (there is no API to list threads, for one)."""
-    import sqlite3
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.database_url)
 
     def counts() -> dict[str, int]:
-        with sqlite3.connect(server.data_dir / "assistd.db") as conn:
-            return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+        with engine.connect() as conn:
+            return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in TABLES}
 
-    return counts
+    yield counts
+    engine.dispose()
 
 
 def walk(page):  # type: ignore[no-untyped-def]

@@ -28,7 +28,8 @@ def sandbox_server(
     env = server_env(
         scripted[1],
         ASSISTD_SANDBOX="auto",
-        ASSISTD_SANDBOX_TIMEOUT="3",
+        # Generous: a cold matplotlib import on a loaded 2-core CI machine takes seconds.
+        ASSISTD_SANDBOX_TIMEOUT="8",
         ASSISTD_SANDBOX_MEMORY="256m",
         ASSISTD_SANDBOX_DISK="16m",
         ASSISTD_SANDBOX_POOL="1",
@@ -245,8 +246,8 @@ def test_an_execution_past_the_time_limit_is_interrupted_and_the_session_survive
     t0 = time.monotonic()
     run, outputs = run_code(ci_client, model, coder.id, thread.id, "while True:\n    pass")
     assert run.status == "completed"
-    assert "timed out after 3 seconds" in logs_of(outputs)
-    assert time.monotonic() - t0 < 15
+    assert "timed out after 8 seconds" in logs_of(outputs)
+    assert time.monotonic() - t0 < 20
     _, after = run_code(ci_client, model, coder.id, thread.id, "print(kept)")
     assert logs_of(after) == "yes\n"
 

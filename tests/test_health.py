@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 
 import httpx
+from sqlalchemy import create_engine, inspect
 
-from tests.support.server_process import REPO, SERVER_PYTHON
+from tests.support.server_process import REPO, SERVER_PYTHON, database_for
 
 
 def test_ready_reports_database_and_migrations(server) -> None:
@@ -31,7 +31,8 @@ def test_every_response_carries_a_request_id(http) -> None:
 
 
 def test_migrate_command_creates_the_schema(tmp_path) -> None:
-    env = {"ASSISTD_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    url = database_for(tmp_path)
+    env = {"ASSISTD_DATA_DIR": str(tmp_path), "DATABASE_URL": url, "PATH": "/usr/bin:/bin"}
     for _ in range(2):  # idempotent
         done = subprocess.run(
             [SERVER_PYTHON, "-m", "server", "migrate"],
@@ -42,6 +43,7 @@ def test_migrate_command_creates_the_schema(tmp_path) -> None:
             timeout=120,
         )
         assert done.returncode == 0, done.stderr
-    with sqlite3.connect(tmp_path / "assistd.db") as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    engine.dispose()
     assert {"assistants", "threads", "messages", "files", "alembic_version"} <= tables

@@ -146,7 +146,8 @@ def test_no_worker_still_executes_streamed_runs(tmp_path, scripted, model) -> No
 
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_restart_with_a_run_in_flight_ends_it(tmp_path, scripted, model, how: str) -> None:
-    env = server_env(scripted[1], ASSISTD_LEASE_SECONDS="1")
+    # No shutdown grace: SIGTERM hands the run back at once, like a crash.
+    env = server_env(scripted[1], ASSISTD_LEASE_SECONDS="1", ASSISTD_SHUTDOWN_GRACE_SECONDS="0")
     proc = ServerProcess(tmp_path, env=env).start()
     c = _client(proc)
     a, t = _setup(c)
@@ -177,5 +178,27 @@ def test_restart_with_a_run_in_flight_ends_it(tmp_path, scripted, model, how: st
         model.text("after restart")
         again = c2.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
         assert again.status == "completed"
+    finally:
+        restarted.stop()
+
+
+def test_sigterm_lets_a_run_in_flight_finish_within_the_grace_period(
+    tmp_path, scripted, model
+) -> None:
+    env = server_env(scripted[1], ASSISTD_SHUTDOWN_GRACE_SECONDS="20")
+    proc = ServerProcess(tmp_path, env=env).start()
+    c = _client(proc)
+    a, t = _setup(c)
+    model.text("finishing politely " * 4, chunks=4, chunk_delay=0.5)
+    run = c.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
+    _wait(lambda: c.beta.threads.messages.list(thread_id=t.id, run_id=run.id).data)
+    assert proc.proc is not None
+    os.kill(proc.proc.pid, signal.SIGTERM)
+    # uvicorn shuts down cleanly, then re-raises the signal it caught: -SIGTERM, not 0.
+    assert proc.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    restarted = ServerProcess(tmp_path, env=env).start()
+    try:
+        final = _client(restarted).beta.threads.runs.retrieve(run.id, thread_id=t.id)
+        assert final.status == "completed"
     finally:
         restarted.stop()

@@ -229,7 +229,10 @@ def transition(session: Session, run: Run, target: str, **values: Any) -> bool:
     ).rowcount
     if not changed:
         session.rollback()
-        session.refresh(run)
+        # `run` usually comes from another session (the request's, the runner's last
+        # one), so it cannot be refreshed here: copy the row's current values onto it.
+        fresh = session.exec(select(Run).where(Run.id == run.id)).one()
+        run.__dict__.update({key: getattr(fresh, key) for key in Run.model_fields})
         return False
     if target in states.TERMINAL:
         _end_in_flight(session, run, target, ts, values.get("last_error"))

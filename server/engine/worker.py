@@ -67,12 +67,20 @@ class Worker:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop claiming; interrupt what runs here and hand it back (lease set to lapse)."""
+        """Stop claiming; give in-flight runs the grace period to finish, then interrupt
+        the rest and hand them back (lease set to lapse: another worker fails them with
+        server_error rather than leaving them in_progress)."""
         self._stopping = True
         self._wake.set()
         if self._task:
             await self._task
         tasks = list(self.runner.tasks.values())
+        if tasks and self.settings.shutdown_grace_seconds > 0:
+            log.info(
+                "waiting up to %gs for %d runs", self.settings.shutdown_grace_seconds, len(tasks)
+            )
+            await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+        tasks = [task for task in tasks if not task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -172,20 +180,42 @@ class Worker:
             )
 
     async def _claim_runnable(self) -> None:
-        t = time.time()
-        candidates = await self.runner.db(
-            lambda s: list(
-                s.exec(
-                    select(Run.id)
-                    .where(
-                        Run.status.in_((states.QUEUED, states.CANCELLING)),  # type: ignore[attr-defined]
-                        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
-                    )
-                    .order_by(Run.seq)
-                    .limit(CLAIM_BATCH)
-                )
-            )
+        claimed = await self.runner.db(
+            claim_batch,
+            self.owner,
+            self.settings.lease_seconds,
+            CLAIM_BATCH,
+            list(self.runner.tasks),
         )
-        for run_id in candidates:
-            if run_id not in self.runner.tasks:
-                await self.claim_and_start(run_id)
+        for run_id in claimed:
+            self.runner.start(run_id)
+
+
+def claim_batch(
+    session: Session, owner: str, lease_seconds: float, limit: int, running: list[str]
+) -> list[str]:
+    """Lease up to `limit` runnable runs in one statement, oldest first.
+
+    On PostgreSQL the candidate rows are locked `FOR UPDATE SKIP LOCKED`, so replicas
+    polling at once take disjoint batches instead of racing for the same rows; the
+    status and lease are checked again on the locked rows. SQLite has one writer at a
+    time and no row locks: the clause is left out there and the same UPDATE is atomic.
+    """
+    t = time.time()
+    runnable = (
+        Run.status.in_((states.QUEUED, states.CANCELLING)),  # type: ignore[attr-defined]
+        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
+    )
+    candidates = select(Run.id).where(*runnable).order_by(Run.seq).limit(limit)  # type: ignore[arg-type]
+    if running:
+        candidates = candidates.where(Run.id.not_in(running))  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = session.exec(  # type: ignore[call-overload]
+        update(Run)
+        .where(Run.id.in_(candidates.scalar_subquery()), *runnable)  # type: ignore[attr-defined]
+        .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
+        .returning(Run.id)
+    ).all()
+    session.commit()
+    return [row[0] for row in claimed]

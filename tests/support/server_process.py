@@ -6,6 +6,7 @@ server is imported into the test process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -19,6 +20,48 @@ REPO = Path(__file__).resolve().parents[2]
 # The SDK-compatibility job runs tests with an old openai client in its own venv while
 # the server keeps running from the project's venv.
 SERVER_PYTHON = os.environ.get("ASSISTD_SERVER_PYTHON") or sys.executable
+# Set (e.g. by `eval "$(scripts/postgres)"`) to run every server on PostgreSQL instead of
+# SQLite: an admin URL; each data dir gets its own database, created on first use.
+TEST_DATABASE_URL = os.environ.get("ASSISTD_TEST_DATABASE_URL") or None
+CREATED_DATABASES: set[str] = set()
+
+
+def database_for(data_dir: Path) -> str:
+    """The DATABASE_URL a server on `data_dir` uses: its SQLite file, or a PostgreSQL
+    database named after the data dir (so a restart on the same dir finds its data)."""
+    if TEST_DATABASE_URL is None:
+        return f"sqlite:///{data_dir / 'assistd.db'}"
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = "assistd_t_" + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    CREATED_DATABASES.add(name)
+    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_test_databases() -> None:
+    if TEST_DATABASE_URL is None or not CREATED_DATABASES:
+        return
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in sorted(CREATED_DATABASES):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+    CREATED_DATABASES.clear()
 
 
 def free_port() -> int:
@@ -37,6 +80,7 @@ class ServerProcess:
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "server.log"
+        self.database_url = self.extra_env.get("DATABASE_URL") or database_for(data_dir)
 
     @property
     def base_url(self) -> str:
@@ -47,6 +91,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "MODEL"))}
         env.pop("DATABASE_URL", None)
         env.update({"ASSISTD_DATA_DIR": str(self.data_dir), **self.extra_env})
+        env["DATABASE_URL"] = self.database_url
         cmd = [SERVER_PYTHON, "-m", "server", "serve", "--port", str(self.port), *self.args]
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
