@@ -12,15 +12,29 @@ from fastapi import FastAPI
 from sandbox.sessions import SandboxManager
 from server import __version__
 from server.config import Settings
+from server.crud import vector_stores as vector_store_crud
 from server.db import make_engine, migrate
 from server.engine.events import EventBus
+from server.engine.ingest import Ingestor
 from server.engine.model_client import ModelClient
+from server.engine.retrieval import Retrieval
 from server.engine.runner import Runner
 from server.engine.worker import Worker, worker_name
 from server.errors import install_error_handlers
 from server.middleware import RequestId
-from server.routers import assistants, files, health, messages, runs, steps, threads
+from server.routers import (
+    assistants,
+    files,
+    health,
+    messages,
+    runs,
+    steps,
+    threads,
+    vector_store_files,
+    vector_stores,
+)
 from server.storage import BlobStore
+from server.v1compat import V1Compat
 
 log = logging.getLogger("assistd")
 
@@ -66,7 +80,13 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         runner.sandbox_problem = problem
         app.state.runner = runner
         # Without the worker loop this process still executes the runs it streams.
-        app.state.worker = worker = Worker(runner, claim_jobs=settings.run_worker)
+        vector_store_crud.defaults.embedding_model = settings.embedding_model
+        app.state.retrieval = retrieval = Retrieval(settings)
+        runner.retrieval = retrieval
+        ingestor = Ingestor(app.state.engine, settings, retrieval, app.state.blobs, runner.owner)
+        app.state.worker = worker = Worker(
+            runner, claim_jobs=settings.run_worker, ingestor=ingestor
+        )
         worker.start()
         log.info("assistd %s ready (data dir %s)", __version__, settings.data_dir)
         try:
@@ -80,8 +100,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app = FastAPI(title="assistd", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(V1Compat)  # inside RequestId: OpenAI-Beta: assistants=v1 requests
     app.add_middleware(RequestId)
     # runs before threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
-    for module in (health, assistants, runs, steps, threads, messages, files):
+    routers = (health, assistants, runs, steps, threads, messages, files, vector_stores)
+    for module in (*routers, vector_store_files):
         app.include_router(module.router)
     return app

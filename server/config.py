@@ -40,7 +40,17 @@ class Settings:
     run_worker: bool = True
     shutdown_grace_seconds: float = 10.0
     sandbox_enabled: bool = True
+    # file_search: a Chroma server (production) instead of the embedded index, the
+    # default embedding model of new vector stores, and parallel ingestions per process.
+    chroma_url: str | None = None
+    embedding_model: str = "all-MiniLM-L6-v2"
+    ingest_concurrency: int = 1
+    ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
 
     @property
     def files_dir(self) -> Path:
@@ -73,6 +83,10 @@ class Settings:
             poll_after_ms=int(env.get("ASSISTD_POLL_AFTER_MS") or 25),
             shutdown_grace_seconds=float(env.get("ASSISTD_SHUTDOWN_GRACE_SECONDS") or 10),
             sandbox_enabled=(env.get("ASSISTD_SANDBOX") or "auto").lower() != "off",
+            chroma_url=env.get("CHROMA_URL") or None,
+            embedding_model=env.get("ASSISTD_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
+            ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
+            ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             sandbox=sandbox_config(env),
         )
 

@@ -156,3 +156,93 @@ class RunStep(SQLModel, table=True):
     completed_at: int | None = None
     meta: dict[str, str] | None = _json("metadata")
     usage: dict[str, int] | None = _json()
+
+
+class VectorStore(SQLModel, table=True):
+    """A named set of indexed files. Counts, size and status are derived from its files
+    (one GROUP BY) rather than stored, so replicas never disagree about them."""
+
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_project_seq", "project", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    created_at: int
+    name: str = ""
+    last_active_at: int | None = None
+    expires_after: dict[str, Any] | None = _json()
+    expires_at: int | None = None
+    meta: dict[str, str] | None = _json("metadata")
+    # Extension: the embedding model every file of this store is embedded with.
+    embedding_model: str = Field(max_length=256)
+
+
+class VectorStoreFile(SQLModel, table=True):
+    """A file attached to a store; `id` is the file's id, as in the API. The row is also
+    the ingestion job: a worker leases it while parsing, chunking and embedding."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        Index("ux_vector_store_files_store_file", "vector_store_id", "id", unique=True),
+        Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+        Index("ix_vector_store_files_status_lease", "status", "lease_expires_at"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=64, index=True)
+    vector_store_id: str = Field(max_length=64)
+    project: str = Field(max_length=128)
+    created_at: int
+    status: str = "in_progress"
+    usage_bytes: int = 0
+    chunk_count: int = 0
+    last_error: dict[str, Any] | None = _json()
+    chunking_strategy: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    attributes: dict[str, Any] | None = _json()
+    batch_id: str | None = Field(default=None, max_length=64, index=True)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: float | None = None
+
+
+class VectorStoreFileBatch(SQLModel, table=True):
+    __tablename__ = "vector_store_file_batches"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    vector_store_id: str = Field(max_length=64)
+    project: str = Field(max_length=128)
+    created_at: int
+    cancelled: bool = False
+
+
+class RetrievalTrace(SQLModel, table=True):
+    """What one file_search call did: queries, every candidate and its scores, and which
+    went into the prompt. Our extension; read through .../steps/{id}/file_search_trace."""
+
+    __tablename__ = "retrieval_traces"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)  # the tool call's id
+    project: str = Field(max_length=128)
+    run_id: str = Field(max_length=64)
+    step_id: str = Field(max_length=64, index=True)
+    created_at: int
+    trace: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class ApiKey(SQLModel, table=True):
+    """A bearer key of a project, made by `assistd keys create`. Only the key's SHA-256 is
+    stored (server/api_keys.py says why that suffices); `prefix` is its visible start, for
+    listing and revoking. Rows are never deleted, so revoking every key cannot reopen a
+    server that once required keys."""
+
+    __tablename__ = "api_keys"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    prefix: str = Field(max_length=32, index=True)
+    key_hash: str = Field(unique=True, index=True, max_length=64)
+    created_at: int
+    revoked_at: int | None = None

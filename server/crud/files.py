@@ -42,12 +42,13 @@ def create(
     size: int,
     purpose: str,
     sha256: str,
+    created_at: int | None = None,
     expires_at: int | None = None,
 ) -> StoredFile:
     row = StoredFile(
         id=new_id("file"),
         project=project,
-        created_at=now(),
+        created_at=created_at or now(),
         filename=filename,
         bytes=size,
         purpose=purpose,

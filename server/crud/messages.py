@@ -59,6 +59,16 @@ def file_refs(body: MessageCreate, prefix: str) -> list[tuple[str, str]]:
     return refs
 
 
+def file_search_ids(bodies: list[MessageCreate]) -> list[str]:
+    """Files attached for file_search: they go into the thread's vector store."""
+    return [
+        a.file_id
+        for body in bodies
+        for a in body.attachments or []
+        if any(t.type == "file_search" for t in a.tools)
+    ]
+
+
 def build(project: str, thread_id: str, body: MessageCreate, created_at: int) -> Message:
     """A user/assistant message as the create endpoints store it (not yet added)."""
     attachments: list[dict[str, Any]] = [

@@ -1,14 +1,17 @@
-"""tool_resources as stored and returned: validated file ids, vector store ids as given."""
+"""tool_resources as stored and returned: file ids and vector store ids checked to exist,
+and the `vector_stores` helper turned into real stores."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
-from server.crud import files
+from server.crud import files, vector_stores
 from server.errors import bad_request
 from server.protocol.common import ToolResources
+from server.protocol.vector_stores import VectorStoreCreate
 
 
 def dump_tool_resources(
@@ -22,13 +25,25 @@ def dump_tool_resources(
     if resources.code_interpreter is not None:
         out["code_interpreter"] = {"file_ids": list(resources.code_interpreter.file_ids)}
     if resources.file_search is not None:
-        if resources.file_search.vector_stores:
+        search = resources.file_search
+        where = f"{param}.file_search"
+        if search.vector_store_ids and search.vector_stores:
             raise bad_request(
-                "Creating vector stores through 'vector_stores' needs the file_search "
-                "feature, which this server does not provide yet.",
-                param=f"{param}.file_search.vector_stores",
+                "Give either 'vector_store_ids' or 'vector_stores', not both.",
+                param=f"{where}.vector_stores",
             )
-        out["file_search"] = {
-            "vector_store_ids": list(resources.file_search.vector_store_ids or [])
-        }
+        store_ids = list(search.vector_store_ids or [])
+        vector_stores.require_stores(session, project, store_ids, f"{where}.vector_store_ids")
+        for i, raw in enumerate(search.vector_stores or []):
+            # The helper's stores take file_ids, chunking_strategy and metadata; they are
+            # made in the caller's transaction, so a failed create leaves none behind.
+            try:
+                body = VectorStoreCreate.model_validate(raw)
+            except ValidationError as exc:
+                raise bad_request(
+                    f"Invalid vector store: {exc.errors()[0]['msg']}",
+                    param=f"{where}.vector_stores[{i}]",
+                ) from None
+            store_ids.append(vector_stores.create(session, project, body, commit=False).id)
+        out["file_search"] = {"vector_store_ids": store_ids}
     return out

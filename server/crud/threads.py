@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, delete, select
 
-from server.crud import files, messages, runs
+from server.crud import files, messages, runs, vector_stores
 from server.crud.resources import dump_tool_resources
 from server.errors import not_found
 from server.ids import new_id, now
@@ -48,6 +48,7 @@ def create(session: Session, project: str, body: ThreadCreate) -> Thread:
     for message in body.messages:
         session.add(messages.build(project, row.id, message, created))
     session.commit()
+    vector_stores.add_attachments(session, project, row, messages.file_search_ids(body.messages))
     return row
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import litellm
 from sqlmodel import Session, select
 
-from server.engine import code_interpreter
+from server.engine import code_interpreter, file_search
 from server.models import Message, Run, RunStep
 
 
@@ -47,6 +48,7 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
     steps = session.exec(
         select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
     ).all()
+    searches = iter(range(1_000_000))  # file_search calls are numbered in run order
     for step in steps:
         details = step.step_details
         if details["type"] == "message_creation":
@@ -56,7 +58,7 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
             if message is not None:
                 out.append({"role": "assistant", "content": _content(message.content)})
         else:
-            calls = [_as_chat_call(c) for c in details.get("tool_calls", [])]
+            calls = [_as_chat_call(c, searches) for c in details.get("tool_calls", [])]
             calls = [c for c in calls if c is not None]
             if not calls:
                 continue
@@ -76,7 +78,7 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
     return out
 
 
-def _as_chat_call(call: dict[str, Any]) -> dict[str, Any] | None:
+def _as_chat_call(call: dict[str, Any], searches: Iterator[int]) -> dict[str, Any] | None:
     """A recorded tool call as the chat model made it, with the result it got back."""
     if call["type"] == "function":
         fn = call["function"]
@@ -94,6 +96,16 @@ def _as_chat_call(call: dict[str, Any]) -> dict[str, Any] | None:
                 "arguments": json.dumps({"code": body["input"]}),
             },
             "output": code_interpreter.output_text(body.get("outputs") or []),
+        }
+    if call["type"] == "file_search":
+        body = call["file_search"]
+        return {
+            "id": call["id"],
+            "function": {
+                "name": "file_search",
+                "arguments": json.dumps({"queries": body.get("queries") or []}),
+            },
+            "output": file_search.output_text(next(searches), body.get("results") or []),
         }
     return None
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -24,6 +24,7 @@ from server.crud import messages as message_crud
 from server.crud import runs as run_crud
 from server.crud import steps as step_crud
 from server.engine import code_interpreter as ci
+from server.engine import file_search as fs
 from server.engine import prompt, states
 from server.engine.events import EventBus
 from server.engine.model_client import (
@@ -40,6 +41,9 @@ from server.ids import new_id, now
 from server.models import Message, Run, RunStep
 from server.storage import BlobStore
 
+if TYPE_CHECKING:
+    from server.engine.retrieval import Retrieval
+
 log = logging.getLogger("assistd.runner")
 T = TypeVar("T")
 # Model calls one run may make while server-side tools keep answering them.
@@ -51,9 +55,10 @@ class ToolCallState:
     id: str
     name: str = ""
     arguments: str = ""
-    kind: str = "function"  # or "code_interpreter", run here rather than by the client
+    kind: str = "function"  # or "code_interpreter"/"file_search", run here, not by the client
     input_sent: str = ""  # code_interpreter input already streamed as deltas
-    outputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # or file_search results
+    search: dict[str, Any] = field(default_factory=dict)  # file_search queries and options
 
 
 @dataclass
@@ -111,12 +116,16 @@ def _open_tool_step(session: Session, run: Run) -> RunStep:
 
 
 def _text_content(
-    text: str, images: list[str] | None = None, files: dict[str, str] | None = None
+    text: str,
+    images: list[str] | None = None,
+    files: dict[str, str] | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = [
         {"type": "image_file", "image_file": {"file_id": file_id}} for file_id in images or []
     ]
-    annotations = ci.annotate(text, files) if files else []
+    annotations = (citations or []) + (ci.annotate(text, files) if files else [])
+    annotations.sort(key=lambda a: a["start_index"])
     if text or not parts:
         parts.append({"type": "text", "text": {"value": text, "annotations": annotations}})
     return parts
@@ -128,10 +137,11 @@ def _close_message(
     usage: dict[str, int] | None,
     incomplete_reason: str | None,
     files: dict[str, str] | None = None,
+    citations: list[dict[str, Any]] | None = None,
 ) -> tuple[RunStep, Message]:
     ts = now()
     message = session.exec(select(Message).where(Message.id == progress.message_id)).one()
-    message.content = _text_content(progress.text, progress.images, files)
+    message.content = _text_content(progress.text, progress.images, files, citations)
     if incomplete_reason:
         message.status, message.incomplete_at = "incomplete", ts
         message.incomplete_details = {"reason": incomplete_reason}
@@ -148,7 +158,20 @@ def _close_message(
 def _tool_calls_details(progress: Progress) -> list[dict[str, Any]]:
     details: list[dict[str, Any]] = []
     for _, call in sorted(progress.calls.items()):
-        if call.kind == ci.TOOL_NAME:
+        if call.kind == fs.TOOL_NAME:
+            details.append(
+                {
+                    "id": call.id,
+                    "type": "file_search",
+                    "file_search": {
+                        "ranking_options": call.search.get("ranking_options") or fs.DEFAULT_RANKING,
+                        "results": call.outputs,
+                        # Extension: the queries the model searched with.
+                        "queries": call.search.get("queries", []),
+                    },
+                }
+            )
+        elif call.kind == ci.TOOL_NAME:
             details.append(
                 {
                     "id": call.id,
@@ -211,6 +234,7 @@ class Runner:
         self.blobs = blobs
         self.sandbox = sandbox
         self.sandbox_problem: str | None = None if sandbox else "the sandbox is turned off"
+        self.retrieval: Retrieval | None = None  # set by the app; file_search needs it
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
         self.progress: dict[str, Progress] = {}
@@ -333,6 +357,8 @@ class Runner:
         if uses_code:
             inputs = await self.db(ci.input_files, run)
             tools.append(ci.chat_tool([f.name for f in inputs]))
+        if self.retrieval is not None and any(t["type"] == fs.TOOL_NAME for t in run.tools):
+            tools.append(fs.chat_tool())
         request = ModelRequest(
             model=run.model,
             messages=messages,
@@ -363,9 +389,12 @@ class Runner:
         await self.db(lambda s: run_crud.set_fields(s, run, usage=usage))
         if progress.calls:
             code_calls = [c for c in progress.calls.values() if c.kind == ci.TOOL_NAME]
+            search_calls = [c for c in progress.calls.values() if c.kind == fs.TOOL_NAME]
+            if search_calls:
+                await self._search(run, progress, search_calls)
             if code_calls:
                 await self._run_code(run, progress, code_calls, inputs, outputs)
-            if len(code_calls) < len(progress.calls):
+            if len(code_calls) + len(search_calls) < len(progress.calls):
                 await self._require_action(run, progress, finish)
                 return False
             step = await self.db(_save_tool_step, progress, finish.usage or None, True)
@@ -440,6 +469,86 @@ class Runner:
                 call.id,
                 (time.perf_counter() - started) * 1000,
             )
+
+    async def _search(self, run: Run, progress: Progress, calls: list[ToolCallState]) -> None:
+        """Answer file_search calls from the run's vector stores, after waiting for their
+        files to finish ingesting (as the hosted API did), and keep a trace of each."""
+        assert self.retrieval is not None
+        retrieval, settings = self.retrieval, fs.settings_for(run)
+        refs = await self.db(fs.store_refs, run)
+        await self._wait_for_ingestion([store_id for store_id, _ in refs])
+        for call in calls:
+            started = time.perf_counter()
+            queries = fs.queries_from_arguments(call.arguments)
+            trace = None
+            if refs and queries:
+                trace = await asyncio.to_thread(
+                    retrieval.search,
+                    refs,
+                    queries,
+                    max_num_results=settings.max_num_results,
+                    score_threshold=settings.score_threshold,
+                    ranker=settings.ranker,
+                )
+            call.outputs = fs.step_results(trace.results) if trace else []
+            call.search = {"queries": queries, "ranking_options": settings.ranking_options}
+            await self.db(
+                fs.save_trace, run, progress.tool_step_id, call.id, refs, call.search, trace
+            )
+            index = next(i for i, c in progress.calls.items() if c is call)
+            results = [{k: v for k, v in r.items() if k != "content"} for r in call.outputs]
+            self._step_delta(
+                run,
+                progress,
+                {
+                    "index": index,
+                    "type": "file_search",
+                    "file_search": {
+                        "ranking_options": settings.ranking_options,
+                        "results": results,
+                    },
+                },
+            )
+            log.info(
+                "run %s: file_search call %s: %d results in %.1f ms",
+                run.id,
+                call.id,
+                len(call.outputs),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _wait_for_ingestion(self, store_ids: list[str]) -> None:
+        deadline = time.monotonic() + self.settings.ingest_wait_seconds
+        while store_ids and time.monotonic() < deadline:
+            if not await self.db(fs.ingesting, store_ids):
+                return
+            await asyncio.sleep(0.2)
+
+    async def _citations(self, run: Run, progress: Progress) -> list[dict[str, Any]]:
+        """file_citation annotations for the reply's source markers (appending markers
+        when the model cited nothing), streamed as one last delta before completion."""
+        if not any(t["type"] == fs.TOOL_NAME for t in run.tools):
+            return []
+        sources = await self.db(fs.run_sources, run)
+        appended, citations = fs.cite(progress.text, sources)
+        if not citations:
+            return []
+        progress.text += appended
+        text: dict[str, Any] = {"annotations": [{"index": i, **a} for i, a in enumerate(citations)]}
+        if appended:
+            text["value"] = appended
+        self.emit(
+            run,
+            "thread.message.delta",
+            {
+                "id": progress.message_id,
+                "object": "thread.message.delta",
+                "delta": {
+                    "content": [{"index": len(progress.images), "type": "text", "text": text}]
+                },
+            },
+        )
+        return citations
 
     async def _stream(
         self, run: Run, request: ModelRequest, progress: Progress, function_names: set[str]
@@ -545,9 +654,16 @@ class Runner:
             call = progress.calls[delta.index] = ToolCallState(id=delta.id or new_id("call"))
             if delta.name == ci.TOOL_NAME and self.sandbox is not None:
                 call.kind = ci.TOOL_NAME
+            elif delta.name == fs.TOOL_NAME and self.retrieval is not None:
+                call.kind = fs.TOOL_NAME
         if delta.name:
             call.name += delta.name
         call.arguments += delta.arguments
+        if call.kind == fs.TOOL_NAME:
+            if created:
+                fragment = {"index": delta.index, "type": "file_search", "id": call.id}
+                self._step_delta(run, progress, {**fragment, "file_search": {}})
+            return
         if call.kind == ci.TOOL_NAME:
             if created:
                 self._step_delta(
@@ -599,7 +715,10 @@ class Runner:
         usage = None if progress.calls else (finish.usage or None)
         outputs = self.outputs.get(run.id)
         files = outputs.files if outputs else None
-        step, message = await self.db(_close_message, progress, usage, incomplete_reason, files)
+        citations = await self._citations(run, progress) if not incomplete_reason else []
+        step, message = await self.db(
+            _close_message, progress, usage, incomplete_reason, files, citations
+        )
         event = "thread.message.incomplete" if incomplete_reason else "thread.message.completed"
         self.emit(run, event, message_crud.to_api(message))
         self.emit(run, "thread.run.step.completed", step_crud.to_api(step))

@@ -20,6 +20,7 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from server.engine import states
+from server.engine.ingest import Ingestor
 from server.engine.runner import Runner
 from server.models import Run
 
@@ -51,8 +52,11 @@ def claim(
 
 
 class Worker:
-    def __init__(self, runner: Runner, *, claim_jobs: bool = True) -> None:
+    def __init__(
+        self, runner: Runner, *, claim_jobs: bool = True, ingestor: Ingestor | None = None
+    ) -> None:
         self.runner = runner
+        self.ingestor = ingestor
         self.settings = runner.settings
         self.owner = runner.owner
         self.claim_jobs = claim_jobs
@@ -74,6 +78,8 @@ class Worker:
         self._wake.set()
         if self._task:
             await self._task
+        if self.ingestor is not None:
+            await self.ingestor.stop(self.settings.shutdown_grace_seconds)
         tasks = list(self.runner.tasks.values())
         if tasks and self.settings.shutdown_grace_seconds > 0:
             log.info(
@@ -117,6 +123,8 @@ class Worker:
         await self._end_orphans()
         if self.claim_jobs:
             await self._claim_runnable()
+        if self.ingestor is not None:
+            await self.ingestor.tick(self.claim_jobs)
 
     def _renew_leases(self, session: Session) -> None:
         if not self.runner.tasks:

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
 from server.crud import files as crud
+from server.crud import vector_stores
 from server.crud.pagination import paginate
 from server.deps import DB, FileListing, Project
 from server.errors import APIError, bad_request
@@ -103,7 +104,8 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
             "purpose",
             "invalid_value",
         )
-    expires_at = _expires_at(form, now())
+    created_at = now()  # one clock reading, so expires_at is exactly created_at + seconds
+    expires_at = _expires_at(form, created_at)
     store: BlobStore = request.app.state.blobs
     try:
         sha, size = await run_in_threadpool(store.put, upload.file, limit)
@@ -120,6 +122,7 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
         size=size,
         purpose=purpose,
         sha256=sha,
+        created_at=created_at,
         expires_at=expires_at,
     )
     return crud.to_api(row)
@@ -150,6 +153,9 @@ def download_file(file_id: str, request: Request, project: Project, db: DB) -> F
 @router.delete("/{file_id}")
 def delete_file(file_id: str, request: Request, project: Project, db: DB) -> Deleted:
     row = crud.get(db, project, file_id)
+    # The file leaves every vector store (rows first, so no search sees it, then chunks).
+    for store_id in vector_stores.detach_everywhere(db, project, file_id):
+        request.app.state.retrieval.remove_file(store_id, file_id)
     if crud.delete(db, row):
         request.app.state.blobs.remove(row.sha256)
     return Deleted(id=file_id, object="file")

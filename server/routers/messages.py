@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.crud import messages as crud
-from server.crud import runs, threads
+from server.crud import runs, threads, vector_stores
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project
 from server.models import Message
@@ -17,8 +17,11 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
 @router.post("")
 def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
-    runs.require_no_active_run(db, threads.get(db, project, thread_id))
-    return crud.create(db, project, thread_id, body)
+    thread = threads.get(db, project, thread_id)
+    runs.require_no_active_run(db, thread)
+    message = crud.create(db, project, thread_id, body)
+    vector_stores.add_attachments(db, project, thread, crud.file_search_ids([body]))
+    return message
 
 
 @router.get("")

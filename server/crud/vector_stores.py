@@ -1,0 +1,484 @@
+"""Vector store rows, their files (the ingestion jobs) and file batches.
+
+Counts, sizes and statuses are derived from the file rows with one GROUP BY, never
+stored twice, so every replica reports the same numbers. The chunks themselves live in
+the index (retrieval.ChunkIndex); removing them is the caller's job (server/engine/
+retrieval.py), after the rows are gone, so a search never sees a detached file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, delete, select
+
+from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy
+from retrieval.embedding import UnknownEmbeddingModel, get_embedder
+from server.crud import files
+from server.errors import APIError, bad_request, not_found
+from server.ids import new_id, now
+from server.models import StoredFile, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from server.protocol.vector_stores import (
+    FileBatchCreate,
+    FileBatchObject,
+    FileCounts,
+    VectorStoreCreate,
+    VectorStoreFileObject,
+    VectorStoreObject,
+    VectorStoreUpdate,
+)
+
+DAY = 86_400
+THREAD_STORE_DAYS = 7  # the hosted API's expiry for stores made from message attachments
+
+
+@dataclass
+class Defaults:
+    """Set once per process from Settings (create_app): the embedding model of stores
+    made without one, including those the `vector_stores` helpers create."""
+
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+
+defaults = Defaults()
+
+
+# --- stores -----------------------------------------------------------------------------
+
+
+@dataclass
+class StoreStats:
+    file_counts: FileCounts
+    usage_bytes: int = 0
+
+
+def stats(session: Session, store_ids: Iterable[str]) -> dict[str, StoreStats]:
+    ids = list(store_ids)
+    out = {store_id: StoreStats(FileCounts()) for store_id in ids}
+    if not ids:
+        return out
+    rows = session.exec(  # type: ignore[call-overload]
+        select(
+            VectorStoreFile.vector_store_id,
+            VectorStoreFile.status,
+            func.count(),
+            func.coalesce(func.sum(VectorStoreFile.usage_bytes), 0),
+        )
+        .where(VectorStoreFile.vector_store_id.in_(ids))  # type: ignore[attr-defined]
+        .group_by(VectorStoreFile.vector_store_id, VectorStoreFile.status)
+    ).all()
+    for store_id, status, n, size in rows:
+        entry = out[store_id]
+        setattr(entry.file_counts, status, n)
+        entry.file_counts.total += n
+        entry.usage_bytes += int(size)
+    return out
+
+
+def is_expired(row: Any, at: int | None = None) -> bool:
+    return row.expires_at is not None and row.expires_at <= (at or now())
+
+
+def to_api(row: Any, store: StoreStats) -> VectorStoreObject:
+    if is_expired(row):
+        status = "expired"
+    elif store.file_counts.in_progress:
+        status = "in_progress"
+    else:
+        status = "completed"
+    return VectorStoreObject(
+        id=row.id,
+        created_at=row.created_at,
+        name=row.name or "",
+        usage_bytes=store.usage_bytes,
+        file_counts=store.file_counts,
+        status=status,  # type: ignore[arg-type]
+        expires_after=row.expires_after,
+        expires_at=row.expires_at,
+        last_active_at=row.last_active_at,
+        metadata=row.meta or {},
+        embedding_model=row.embedding_model,
+    )
+
+
+def to_api_one(session: Session, row: VectorStore) -> VectorStoreObject:
+    return to_api(row, stats(session, [row.id])[row.id])
+
+
+def get(session: Session, project: str, store_id: str) -> VectorStore:
+    row = session.exec(
+        select(VectorStore).where(VectorStore.project == project, VectorStore.id == store_id)
+    ).first()
+    if row is None:
+        raise not_found("vector store", store_id)
+    return row
+
+
+def require_stores(session: Session, project: str, store_ids: list[str], param: str) -> None:
+    found = set(
+        session.exec(
+            select(VectorStore.id).where(
+                VectorStore.project == project,
+                VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+            )
+        )
+    )
+    for i, store_id in enumerate(store_ids):
+        if store_id not in found:
+            raise bad_request(f"No vector store found with id '{store_id}'.", f"{param}[{i}]")
+
+
+def _expiry(expires_after: dict[str, Any] | None, anchor: int) -> int | None:
+    return anchor + expires_after["days"] * DAY if expires_after else None
+
+
+def create(
+    session: Session, project: str, body: VectorStoreCreate, commit: bool = True
+) -> VectorStore:
+    """The store and its first files in one transaction (no half-created store)."""
+    if body.embedding_model:
+        try:
+            get_embedder(body.embedding_model)  # resolves the name; loads nothing yet
+        except UnknownEmbeddingModel as exc:
+            raise bad_request(str(exc), param="embedding_model") from None
+    created = now()
+    expires_after = body.expires_after.model_dump() if body.expires_after else None
+    row = VectorStore(
+        id=new_id("vector_store"),
+        project=project,
+        created_at=created,
+        name=body.name or "",
+        last_active_at=created,
+        expires_after=expires_after,
+        expires_at=_expiry(expires_after, created),
+        meta=body.metadata or {},
+        embedding_model=body.embedding_model or defaults.embedding_model,
+    )
+    session.add(row)
+    if body.file_ids:
+        strategy = chunking(body.chunking_strategy, "chunking_strategy")
+        require_files(session, project, body.file_ids, "file_ids")
+        for file_id in dict.fromkeys(body.file_ids):
+            session.add(_file_row(row, file_id, strategy, None, None))
+    elif body.chunking_strategy is not None:
+        chunking(body.chunking_strategy, "chunking_strategy")
+    if commit:
+        session.commit()
+    return row
+
+
+def add_attachments(session: Session, project: str, thread: Any, file_ids: list[str]) -> bool:
+    """Files attached to a message for file_search go into the thread's vector store,
+    made on first use with a 7-day expiry, as the hosted API did. True if any queued."""
+    if not file_ids:
+        return False
+    resources = dict(thread.tool_resources or {})
+    store_ids = (resources.get("file_search") or {}).get("vector_store_ids") or []
+    store = session.exec(select(VectorStore).where(VectorStore.id.in_(store_ids))).first()  # type: ignore[attr-defined]
+    if store is None:
+        body = VectorStoreCreate(
+            name=f"Vector store for {thread.id}",
+            expires_after={"anchor": "last_active_at", "days": THREAD_STORE_DAYS},  # type: ignore[arg-type]
+        )
+        store = create(session, project, body, commit=False)
+        resources["file_search"] = {"vector_store_ids": [store.id]}
+        thread.tool_resources = resources
+        session.add(thread)
+    attached = set(
+        session.exec(select(VectorStoreFile.id).where(VectorStoreFile.vector_store_id == store.id))
+    )
+    strategy = normalize_strategy(None)
+    for file_id in dict.fromkeys(file_ids):
+        if file_id not in attached:
+            session.add(_file_row(store, file_id, strategy, None, None))
+    session.commit()
+    return True
+
+
+def update(session: Session, row: VectorStore, body: VectorStoreUpdate) -> VectorStore:
+    fields = body.model_fields_set
+    if "name" in fields:
+        row.name = body.name or ""
+    if "metadata" in fields:
+        row.meta = body.metadata or {}
+    if "expires_after" in fields:
+        row.expires_after = body.expires_after.model_dump() if body.expires_after else None
+        row.expires_at = _expiry(row.expires_after, row.last_active_at or row.created_at)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def touch(session: Session, store_ids: list[str]) -> None:
+    """Mark stores used now: last_active_at moves, and with it an expiry anchored on it."""
+    t = now()
+    for row in session.exec(
+        select(VectorStore).where(VectorStore.id.in_(store_ids))  # type: ignore[attr-defined]
+    ):
+        if is_expired(row, t):
+            continue
+        row.last_active_at = t
+        row.expires_at = _expiry(row.expires_after, t)
+        session.add(row)
+    session.commit()
+
+
+def delete_store(session: Session, row: VectorStore) -> None:
+    for model in (VectorStoreFile, VectorStoreFileBatch):
+        session.exec(delete(model).where(model.vector_store_id == row.id))  # type: ignore[call-overload]
+    session.delete(row)
+    session.commit()
+
+
+def searchable(session: Session, project: str, store_ids: list[str]) -> list[VectorStore]:
+    """The stores a search may read: this project's, not expired, in the order given."""
+    rows = session.exec(
+        select(VectorStore).where(
+            VectorStore.project == project,
+            VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+        )
+    ).all()
+    by_id = {r.id: r for r in rows if not is_expired(r)}
+    return [by_id[s] for s in dict.fromkeys(store_ids) if s in by_id]
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def chunking(raw: dict[str, Any] | None, param: str) -> dict[str, Any]:
+    try:
+        return normalize_strategy(raw)
+    except InvalidChunkingStrategy as exc:
+        suffix = exc.param.removeprefix("chunking_strategy")
+        raise bad_request(str(exc), param=param + suffix) from None
+
+
+def require_files(session: Session, project: str, file_ids: list[str], param: str) -> None:
+    files.require_files(session, project, [(f, f"{param}[{i}]") for i, f in enumerate(file_ids)])
+
+
+def file_to_api(row: Any) -> VectorStoreFileObject:
+    strategy = row.chunking_strategy or {}
+    if strategy.get("type") != "static":
+        # Our markdown/code chunkers are not in the SDK's union: report them as `other`,
+        # as the hosted API did for files chunked before strategies existed.
+        strategy = {"type": "other"}
+    return VectorStoreFileObject(
+        id=row.id,
+        usage_bytes=row.usage_bytes,
+        created_at=row.created_at,
+        vector_store_id=row.vector_store_id,
+        status=row.status,
+        last_error=row.last_error,
+        chunking_strategy=strategy,
+        attributes=row.attributes or {},
+    )
+
+
+def _file_row(
+    store: VectorStore,
+    file_id: str,
+    strategy: dict[str, Any],
+    attributes: dict[str, Any] | None,
+    batch_id: str | None,
+) -> VectorStoreFile:
+    return VectorStoreFile(
+        id=file_id,
+        vector_store_id=store.id,
+        project=store.project,
+        created_at=now(),
+        status="in_progress",
+        chunking_strategy=strategy,
+        attributes=attributes or {},
+        batch_id=batch_id,
+    )
+
+
+def get_file(session: Session, project: str, store_id: str, file_id: str) -> VectorStoreFile:
+    row = session.exec(
+        select(VectorStoreFile).where(
+            VectorStoreFile.project == project,
+            VectorStoreFile.vector_store_id == store_id,
+            VectorStoreFile.id == file_id,
+        )
+    ).first()
+    if row is None:
+        raise not_found("vector store file", file_id)
+    return row
+
+
+def attach(
+    session: Session,
+    store: VectorStore,
+    file_id: str,
+    raw_strategy: dict[str, Any] | None,
+    attributes: dict[str, Any] | None,
+) -> VectorStoreFile:
+    """Queue a file for ingestion; attaching a file twice returns the first attachment."""
+    strategy = chunking(raw_strategy, "chunking_strategy")
+    files.require_files(session, store.project, [(file_id, "file_id")])
+    existing = session.exec(
+        select(VectorStoreFile).where(
+            VectorStoreFile.vector_store_id == store.id, VectorStoreFile.id == file_id
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    row = _file_row(store, file_id, strategy, attributes, None)
+    session.add(row)
+    session.commit()
+    return row
+
+
+def update_file(session: Session, row: VectorStoreFile, attributes: dict[str, Any] | None) -> None:
+    row.attributes = attributes or {}
+    session.add(row)
+    session.commit()
+
+
+def detach(session: Session, row: VectorStoreFile) -> None:
+    session.delete(row)
+    session.commit()
+
+
+def detach_everywhere(session: Session, project: str, file_id: str) -> list[str]:
+    """A deleted file leaves every store; returns the stores it was in."""
+    store_ids = list(
+        session.exec(
+            select(VectorStoreFile.vector_store_id).where(
+                VectorStoreFile.project == project, VectorStoreFile.id == file_id
+            )
+        )
+    )
+    session.exec(  # type: ignore[call-overload]
+        delete(VectorStoreFile).where(
+            VectorStoreFile.project == project, VectorStoreFile.id == file_id
+        )
+    )
+    session.commit()
+    return store_ids
+
+
+def stored_file(session: Session, project: str, file_id: str) -> StoredFile | None:
+    return session.exec(
+        select(StoredFile).where(StoredFile.project == project, StoredFile.id == file_id)
+    ).first()
+
+
+# --- batches ----------------------------------------------------------------------------
+
+
+def create_batch(
+    session: Session, store: VectorStore, body: FileBatchCreate
+) -> VectorStoreFileBatch:
+    if body.file_ids and body.files:
+        raise bad_request("Give either 'file_ids' or 'files', not both.", param="files")
+    if not body.file_ids and not body.files:
+        raise bad_request("One of 'file_ids' or 'files' is required.", param="file_ids")
+    default = chunking(body.chunking_strategy, "chunking_strategy")
+    entries: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    if body.file_ids:
+        require_files(session, store.project, body.file_ids, "file_ids")
+        entries = [(f, default, body.attributes) for f in body.file_ids]
+    else:
+        assert body.files is not None
+        refs = [(f.file_id, f"files[{i}].file_id") for i, f in enumerate(body.files)]
+        files.require_files(session, store.project, refs)
+        for i, item in enumerate(body.files):
+            strategy = (
+                chunking(item.chunking_strategy, f"files[{i}].chunking_strategy")
+                if item.chunking_strategy is not None
+                else default
+            )
+            attributes = item.attributes if item.attributes is not None else body.attributes
+            entries.append((item.file_id, strategy, attributes))
+    batch = VectorStoreFileBatch(
+        id=new_id("file_batch"), vector_store_id=store.id, project=store.project, created_at=now()
+    )
+    session.add(batch)
+    attached = set(
+        session.exec(select(VectorStoreFile.id).where(VectorStoreFile.vector_store_id == store.id))
+    )
+    for file_id, strategy, attributes in entries:
+        if file_id in attached:
+            # Already in the store: the batch re-ingests it with its own settings.
+            row = get_file(session, store.project, store.id, file_id)
+            row.status, row.batch_id, row.last_error = "in_progress", batch.id, None
+            row.chunking_strategy, row.attributes = strategy, attributes or {}
+            row.lease_owner, row.lease_expires_at = None, None
+            session.add(row)
+        else:
+            session.add(_file_row(store, file_id, strategy, attributes, batch.id))
+            attached.add(file_id)
+    session.commit()
+    return batch
+
+
+def get_batch(session: Session, project: str, store_id: str, batch_id: str) -> VectorStoreFileBatch:
+    row = session.exec(
+        select(VectorStoreFileBatch).where(
+            VectorStoreFileBatch.project == project,
+            VectorStoreFileBatch.vector_store_id == store_id,
+            VectorStoreFileBatch.id == batch_id,
+        )
+    ).first()
+    if row is None:
+        raise not_found("vector store file batch", batch_id)
+    return row
+
+
+def batch_to_api(session: Session, row: VectorStoreFileBatch) -> FileBatchObject:
+    c = FileCounts()
+    for status, n in session.exec(  # type: ignore[call-overload]
+        select(VectorStoreFile.status, func.count())
+        .where(VectorStoreFile.batch_id == row.id)
+        .group_by(VectorStoreFile.status)
+    ).all():
+        setattr(c, status, n)
+        c.total += n
+    if row.cancelled:
+        status = "cancelled"
+    elif c.in_progress:
+        status = "in_progress"
+    elif c.total and c.failed == c.total:
+        status = "failed"
+    else:
+        status = "completed"
+    return FileBatchObject(
+        id=row.id,
+        created_at=row.created_at,
+        vector_store_id=row.vector_store_id,
+        status=status,  # type: ignore[arg-type]
+        file_counts=c,
+    )
+
+
+def cancel_batch(session: Session, row: VectorStoreFileBatch) -> list[str]:
+    """Files of the batch not yet ingested end `cancelled`; returns their ids (the
+    caller removes whatever an ingestion in flight may already have indexed)."""
+    if row.cancelled:
+        raise APIError(400, f"Batch {row.id} is already cancelled.", param="batch_id")
+    pending = list(
+        session.exec(
+            select(VectorStoreFile).where(
+                VectorStoreFile.batch_id == row.id, VectorStoreFile.status == "in_progress"
+            )
+        )
+    )
+    if not pending and batch_to_api(session, row).status != "in_progress":
+        raise APIError(
+            400,
+            f"Cannot cancel batch {row.id}: it has already finished.",
+            param="batch_id",
+        )
+    for file_row in pending:
+        file_row.status = "cancelled"
+        file_row.lease_owner, file_row.lease_expires_at = None, None
+        session.add(file_row)
+    row.cancelled = True
+    session.add(row)
+    session.commit()
+    return [f.id for f in pending]

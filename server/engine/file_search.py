@@ -1,0 +1,239 @@
+"""The file_search tool inside runs: what the model is offered, how its call is answered,
+and how the reply's source markers become `file_citation` annotations.
+
+The model gets a `file_search` function taking several queries. Its results come back
+as numbered sources, each introduced by the marker the hosted API used,
+`【{call}:{result}†{filename}】`; markers the reply repeats become annotations. Sources
+are read back from the run's own steps, so a run taken over by another worker after a
+crash still cites correctly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from retrieval.index import SearchTrace
+from server.crud import vector_stores
+from server.ids import now
+from server.models import Assistant, RetrievalTrace, Run, RunStep, Thread, VectorStoreFile
+
+TOOL_NAME = "file_search"
+DEFAULT_RANKER = "default_2024_08_21"
+DEFAULT_RANKING = {"ranker": DEFAULT_RANKER, "score_threshold": 0.0}
+MARKER = re.compile(r"【(\d+)(?::(\d+))?†([^】]*)】")
+QUOTE_CHARS = 400
+
+
+def chat_tool() -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": TOOL_NAME,
+            "description": (
+                "Search the files the user has provided for passages relevant to the "
+                "question. Use it whenever the answer may be in those files. Results come "
+                "back as sources, each introduced by a marker like 【0:1†name】; cite a "
+                "source by writing its marker right after the sentence it supports."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "queries": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "One to five search queries: the question itself, "
+                        "and rephrasings or sub-questions of it.",
+                    }
+                },
+                "required": ["queries"],
+            },
+        },
+    }
+
+
+def queries_from_arguments(arguments: str) -> list[str]:
+    """Small models also send {"query": "..."} or a bare string: take what they meant."""
+    try:
+        parsed: Any = json.loads(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError:
+        parsed = arguments
+    raw = parsed.get("queries", parsed.get("query", [])) if isinstance(parsed, dict) else parsed
+    if isinstance(raw, str):
+        raw = [raw]
+    queries = [str(q).strip() for q in raw if str(q).strip()] if isinstance(raw, list) else []
+    return queries[:5]
+
+
+@dataclass
+class SearchSettings:
+    max_num_results: int
+    ranker: str
+    score_threshold: float
+
+    @property
+    def ranking_options(self) -> dict[str, Any]:
+        ranker = DEFAULT_RANKER if self.ranker == "auto" else self.ranker
+        return {"ranker": ranker, "score_threshold": self.score_threshold}
+
+
+def settings_for(run: Run) -> SearchSettings:
+    """The run's file_search tool settings; the spec's defaults (20 results, 5 for
+    gpt-3.5-turbo) when the tool does not say."""
+    tool = next((t for t in run.tools if t.get("type") == TOOL_NAME), {})
+    options = tool.get("file_search") or {}
+    ranking = options.get("ranking_options") or {}
+    default = 5 if run.model.startswith("gpt-3.5") else 20
+    return SearchSettings(
+        max_num_results=options.get("max_num_results") or default,
+        ranker=ranking.get("ranker") or "auto",
+        score_threshold=float(ranking.get("score_threshold") or 0.0),
+    )
+
+
+def store_refs(session: Session, run: Run) -> list[tuple[str, str]]:
+    """(store id, embedding model) of the assistant's and the thread's stores that can
+    be searched now (expired ones cannot); marks them active."""
+    ids: list[str] = []
+    assistant = session.exec(select(Assistant).where(Assistant.id == run.assistant_id)).first()
+    thread = session.exec(select(Thread).where(Thread.id == run.thread_id)).first()
+    for resources in (
+        assistant.tool_resources if assistant else None,
+        thread.tool_resources if thread else None,
+    ):
+        ids += ((resources or {}).get(TOOL_NAME) or {}).get("vector_store_ids") or []
+    stores = vector_stores.searchable(session, run.project, ids)
+    if stores:
+        vector_stores.touch(session, [s.id for s in stores])
+    return [(s.id, s.embedding_model) for s in stores]
+
+
+def step_results(results: list[Any]) -> list[dict[str, Any]]:
+    """The step's `results` (content kept; the API drops it unless include[] asks)."""
+    return [
+        {
+            "file_id": c.file_id,
+            "file_name": c.filename,
+            "score": round(c.score, 6),
+            "content": [{"type": "text", "text": c.text}],
+        }
+        for c in results
+    ]
+
+
+def output_text(call_number: int, results: list[dict[str, Any]]) -> str:
+    """What the model reads back: numbered sources with the marker to cite each by."""
+    if not results:
+        return "No relevant passages were found in the files."
+    parts = [
+        "Sources found in the user's files. After a sentence that uses a source, write "
+        f"its marker exactly as shown (for example 【{call_number}:0†source】).\n"
+    ]
+    for i, result in enumerate(results):
+        text = "".join(c.get("text", "") for c in result.get("content") or [])
+        parts.append(f"【{call_number}:{i}†{result['file_name']}】\n{text.strip()}\n")
+    return "\n".join(parts)
+
+
+def run_sources(session: Session, run: Run) -> list[list[dict[str, Any]]]:
+    """Every file_search call's results in this run, numbered in call order."""
+    steps = session.exec(
+        select(RunStep)
+        .where(RunStep.run_id == run.id, RunStep.type == "tool_calls")
+        .order_by(RunStep.seq)  # type: ignore[arg-type]
+    ).all()
+    return [
+        call["file_search"].get("results") or []
+        for step in steps
+        for call in step.step_details.get("tool_calls", [])
+        if call.get("type") == TOOL_NAME
+    ]
+
+
+def _citation(marker: str, start: int, result: dict[str, Any]) -> dict[str, Any]:
+    text = "".join(c.get("text", "") for c in result.get("content") or [])
+    return {
+        "type": "file_citation",
+        "text": marker,
+        "start_index": start,
+        "end_index": start + len(marker),
+        # `quote` is the cited passage (our extension; the v1 API had the field).
+        "file_citation": {"file_id": result["file_id"], "quote": text[:QUOTE_CHARS]},
+    }
+
+
+def cite(text: str, sources: list[list[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+    """Annotations for the markers in `text`; returns the text to append as well.
+
+    A marker with one number refers to the last search. When the reply cites nothing
+    although sources were given (small models often don't), the answer is attributed
+    to the top sources of the last search: their markers are appended, so the user
+    still sees where the answer came from.
+    """
+    if not any(sources):
+        return "", []
+    annotations: list[dict[str, Any]] = []
+    for match in MARKER.finditer(text):
+        first, second = int(match.group(1)), match.group(2)
+        call, index = (first, int(second)) if second is not None else (len(sources) - 1, first)
+        if 0 <= call < len(sources) and 0 <= index < len(sources[call]):
+            annotations.append(_citation(match.group(0), match.start(), sources[call][index]))
+    if annotations:
+        return "", annotations
+    call = max(i for i, results in enumerate(sources) if results)
+    appended, seen = "", set()
+    for index, result in enumerate(sources[call]):
+        if result["file_id"] in seen or len(seen) == 3:
+            continue
+        seen.add(result["file_id"])
+        marker = f"【{call}:{index}†{result['file_name']}】"
+        start = len(text) + len(appended) + (0 if appended or not text else 1)
+        appended += ("" if appended or not text else " ") + marker
+        annotations.append(_citation(marker, start, result))
+    return appended, annotations
+
+
+def ingesting(session: Session, store_ids: list[str]) -> bool:
+    """Whether any file of these stores is still being ingested."""
+    return (
+        session.exec(
+            select(VectorStoreFile.seq).where(
+                VectorStoreFile.vector_store_id.in_(store_ids),  # type: ignore[attr-defined]
+                VectorStoreFile.status == "in_progress",
+            )
+        ).first()
+        is not None
+    )
+
+
+def save_trace(
+    session: Session,
+    run: Run,
+    step_id: str | None,
+    call_id: str,
+    refs: list[tuple[str, str]],
+    search: dict[str, Any],
+    trace: SearchTrace | None,
+) -> None:
+    """Keep what the call did: its queries, every candidate with its vector, keyword
+    and fused scores, and which went into the prompt (our inspectability extension)."""
+    session.add(
+        RetrievalTrace(
+            id=call_id,
+            project=run.project,
+            run_id=run.id,
+            step_id=step_id or "",
+            created_at=now(),
+            trace={
+                "vector_store_ids": [store_id for store_id, _ in refs],
+                "queries": search["queries"],
+                "ranking_options": search["ranking_options"],
+                "candidates": [c.to_dict() for c in trace.candidates] if trace else [],
+            },
+        )
+    )
+    session.commit()

@@ -1,0 +1,143 @@
+"""The process's handle on the retrieval package: one index, embedders by name, and the
+blocking work (parse, chunk, embed, index, search) that callers run in threads.
+
+Nothing is loaded at start-up: Chroma opens on first use and each embedding model on
+its first file or query, so a server that never uses file_search pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrieval.chunking import InvalidChunkingStrategy, chunk_document
+from retrieval.embedding import Embedder, get_embedder
+from retrieval.index import ChunkIndex, SearchTrace, StoredChunk
+from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from server.config import Settings
+
+
+@dataclass
+class Ingested:
+    """How one ingestion ended: `error` is the API's last_error when it failed."""
+
+    usage_bytes: int = 0
+    chunks: int = 0
+    error: dict[str, str] | None = None
+
+
+@dataclass
+class IngestJob:
+    store_id: str
+    file_id: str
+    filename: str
+    path: Path
+    strategy: dict[str, Any]
+    attributes: dict[str, Any]
+    embedding_model: str
+
+
+class Retrieval:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._index: ChunkIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> ChunkIndex:
+        with self._lock:
+            if self._index is None:
+                if self.settings.chroma_url:
+                    self._index = ChunkIndex(url=self.settings.chroma_url)
+                else:
+                    self._index = ChunkIndex(path=self.settings.chroma_dir)
+            return self._index
+
+    def embedder(self, name: str) -> Embedder:
+        return get_embedder(name)
+
+    def ingest(self, job: IngestJob) -> Ingested:
+        """Parse, chunk, embed and index one file. On any failure nothing of the file is
+        left in the index, and the error says what the user can do about it."""
+        try:
+            document = parse_file(job.path, job.filename)
+            embedder = self.embedder(job.embedding_model)
+            chunks = chunk_document(document, job.strategy, embedder)
+            vectors = embedder.encode([c.text for c in chunks], [c.tokens for c in chunks])
+            self.index.add_file(
+                job.store_id,
+                job.file_id,
+                filename=job.filename,
+                chunks=chunks,
+                vectors=vectors,
+                embedding_model=embedder.name,
+                attributes=job.attributes,
+            )
+        except UnsupportedFile as exc:
+            return self._failed(job, "unsupported_file", str(exc))
+        except (InvalidFile, InvalidChunkingStrategy) as exc:
+            return self._failed(job, "invalid_file", str(exc))
+        except FileNotFoundError:
+            return self._failed(job, "invalid_file", "The file's content is missing from storage.")
+        except Exception as exc:  # an ingestion bug must fail the file, not the worker
+            return self._failed(job, "server_error", f"Ingestion failed: {exc}")
+        usage = sum(len(c.text.encode("utf-8")) for c in chunks)
+        return Ingested(usage_bytes=usage, chunks=len(chunks))
+
+    def _failed(self, job: IngestJob, code: str, message: str) -> Ingested:
+        self.remove_file(job.store_id, job.file_id)
+        return Ingested(error={"code": code, "message": message})
+
+    def remove_file(self, store_id: str, file_id: str) -> None:
+        self.index.delete_file(store_id, file_id)
+
+    def remove_store(self, store_id: str) -> None:
+        self.index.delete_store(store_id)
+
+    def update_attributes(self, store_id: str, file_id: str, attributes: dict[str, Any]) -> None:
+        self.index.update_attributes(store_id, file_id, attributes)
+
+    def chunks(self, store_id: str, file_id: str) -> list[StoredChunk]:
+        return self.index.list_chunks(store_id, file_id)
+
+    def search(
+        self,
+        stores: list[tuple[str, str]],
+        queries: list[str],
+        *,
+        max_num_results: int,
+        score_threshold: float = 0.0,
+        filters: dict[str, Any] | None = None,
+        ranker: str = "auto",
+    ) -> SearchTrace:
+        """Search (store_id, embedding_model) pairs. Stores embedded with different
+        models are searched per model and merged by their 0..1 scores."""
+        by_model: dict[str, list[str]] = {}
+        for store_id, model in stores:
+            by_model.setdefault(model, []).append(store_id)
+        traces = [
+            self.index.search(
+                store_ids,
+                queries,
+                embedder=self.embedder(model),
+                max_num_results=max_num_results,
+                score_threshold=score_threshold,
+                filters=filters,
+                ranker=ranker,
+            )
+            for model, store_ids in by_model.items()
+        ]
+        if len(traces) == 1:
+            return traces[0]
+        candidates = sorted(
+            (c for t in traces for c in t.candidates), key=lambda c: c.score, reverse=True
+        )
+        results = sorted(
+            (c for t in traces for c in t.results), key=lambda c: c.score, reverse=True
+        )[:max_num_results]
+        chosen = {id(c) for c in results}
+        for c in candidates:
+            c.selected = id(c) in chosen
+        return SearchTrace(queries=queries, candidates=candidates, results=results)

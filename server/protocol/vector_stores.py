@@ -1,0 +1,206 @@
+"""Vector store, vector store file, file batch and search request/response models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+
+from server.protocol.common import Metadata, Request
+
+MAX_ATTRIBUTES = 16
+
+
+def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValueError(f"attributes can have at most {MAX_ATTRIBUTES} keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError("attribute keys can be at most 64 characters")
+        if isinstance(item, str) and len(item) > 512:
+            raise ValueError("string attribute values can be at most 512 characters")
+    return value
+
+
+Attributes = Annotated[
+    dict[str, str | bool | int | float] | None, AfterValidator(_check_attributes)
+]
+# Chunking strategies are checked by retrieval.chunking (which also knows our
+# markdown/code extensions), so the request keeps them as plain objects.
+ChunkingStrategy = dict[str, Any]
+
+
+class ExpiresAfter(Request):
+    anchor: Literal["last_active_at"]
+    days: int = Field(ge=1, le=365)
+
+
+class VectorStoreCreate(Request):
+    file_ids: Annotated[list[str], Field(max_length=500)] = []
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+    # Extension: the embedding model for this store (sent through the SDK's extra_body).
+    embedding_model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+
+class VectorStoreUpdate(Request):
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: Metadata = None
+
+
+class VectorStoreFileCreate(Request):
+    file_id: str = Field(min_length=1)
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+
+class VectorStoreFileUpdate(Request):
+    attributes: Attributes
+
+
+class FileBatchCreate(Request):
+    file_ids: Annotated[list[str], Field(min_length=1, max_length=2000)] | None = None
+    files: Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=2000)] | None = (
+        None
+    )
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+
+# The spec's rankers (all hybrid here) plus our single-signal ones, for comparisons.
+Ranker = Literal["auto", "none", "default-2024-11-15", "default_2024_08_21", "vector", "keyword"]
+
+
+class SearchRankingOptions(Request):
+    ranker: Ranker = "auto"
+    score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class SearchRequest(Request):
+    query: str | Annotated[list[str], Field(min_length=1)]
+    rewrite_query: bool = False
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    filters: dict[str, Any] | None = None
+    ranking_options: SearchRankingOptions | None = None
+
+
+class FileCounts(BaseModel):
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    total: int = 0
+
+
+class VectorStoreObject(BaseModel):
+    id: str
+    object: Literal["vector_store"] = "vector_store"
+    created_at: int
+    name: str
+    usage_bytes: int
+    file_counts: FileCounts
+    status: Literal["expired", "in_progress", "completed"]
+    expires_after: dict[str, Any] | None
+    expires_at: int | None
+    last_active_at: int | None
+    metadata: dict[str, str]
+    embedding_model: str
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_expiry(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`expires_after` is optional but not nullable in the spec: leave it out."""
+        data: dict[str, Any] = handler(self)
+        if data.get("expires_after") is None:
+            data.pop("expires_after", None)
+        return data
+
+
+class VectorStoreFileObject(BaseModel):
+    id: str
+    object: Literal["vector_store.file"] = "vector_store.file"
+    usage_bytes: int
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    last_error: dict[str, Any] | None
+    chunking_strategy: dict[str, Any]
+    attributes: dict[str, Any]
+
+
+class FileBatchObject(BaseModel):
+    id: str
+    object: Literal["vector_store.files_batch"] = "vector_store.files_batch"
+    created_at: int
+    vector_store_id: str
+    status: Literal["in_progress", "completed", "cancelled", "failed"]
+    file_counts: FileCounts
+
+
+class TextContent(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class SearchResult(BaseModel):
+    file_id: str
+    filename: str
+    score: float
+    attributes: dict[str, Any]
+    content: list[TextContent]
+
+
+class SearchResultsPage(BaseModel):
+    object: Literal["vector_store.search_results.page"] = "vector_store.search_results.page"
+    search_query: list[str]
+    data: list[SearchResult]
+    has_more: bool = False
+    next_page: str | None = None
+
+
+class FileContentPage(BaseModel):
+    object: Literal["vector_store.file_content.page"] = "vector_store.file_content.page"
+    data: list[TextContent]
+    has_more: bool = False
+    next_page: str | None = None
+
+
+class ChunkObject(BaseModel):
+    """Extension: one indexed chunk, as GET .../files/{file_id}/chunks lists them."""
+
+    id: str
+    object: Literal["vector_store.file.chunk"] = "vector_store.file.chunk"
+    vector_store_id: str
+    file_id: str
+    index: int
+    text: str
+    tokens: int
+    start_index: int
+    end_index: int
+    page: int | None
+    embedding_model: str
+    windows: int
+
+
+class TraceObject(BaseModel):
+    """Extension: what one file_search call retrieved and why."""
+
+    id: str
+    object: Literal["file_search.trace"] = "file_search.trace"
+    run_id: str
+    step_id: str
+    created_at: int
+    vector_store_ids: list[str]
+    queries: list[str]
+    ranking_options: dict[str, Any]
+    candidates: list[dict[str, Any]]

@@ -1,0 +1,107 @@
+"""/v1/vector_stores: create, list, retrieve, update, delete, and search."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from retrieval.filters import InvalidFilter, validate_filters
+from server.crud import vector_stores as crud
+from server.crud.pagination import paginate
+from server.deps import DB, Listing, Project
+from server.errors import bad_request
+from server.models import VectorStore
+from server.protocol.common import Deleted, ListPage
+from server.protocol.vector_stores import (
+    SearchRequest,
+    SearchResult,
+    SearchResultsPage,
+    TextContent,
+    VectorStoreCreate,
+    VectorStoreObject,
+    VectorStoreUpdate,
+)
+
+router = APIRouter(prefix="/v1/vector_stores", tags=["vector stores"])
+
+
+@router.post("")
+def create_vector_store(
+    body: VectorStoreCreate, request: Request, project: Project, db: DB
+) -> VectorStoreObject:
+    row = crud.create(db, project, body)
+    if body.file_ids:
+        request.app.state.worker.wake()
+    return crud.to_api_one(db, row)
+
+
+@router.get("")
+def list_vector_stores(project: Project, db: DB, page: Listing) -> ListPage[VectorStoreObject]:
+    listed = paginate(db, VectorStore, [VectorStore.project == project], page, lambda row: row)
+    stats = crud.stats(db, [row.id for row in listed.data])
+    return ListPage(
+        data=[crud.to_api(row, stats[row.id]) for row in listed.data],
+        first_id=listed.first_id,
+        last_id=listed.last_id,
+        has_more=listed.has_more,
+    )
+
+
+@router.get("/{vector_store_id}")
+def get_vector_store(vector_store_id: str, project: Project, db: DB) -> VectorStoreObject:
+    return crud.to_api_one(db, crud.get(db, project, vector_store_id))
+
+
+@router.post("/{vector_store_id}")
+def update_vector_store(
+    vector_store_id: str, body: VectorStoreUpdate, project: Project, db: DB
+) -> VectorStoreObject:
+    row = crud.update(db, crud.get(db, project, vector_store_id), body)
+    return crud.to_api_one(db, row)
+
+
+@router.delete("/{vector_store_id}")
+def delete_vector_store(
+    vector_store_id: str, request: Request, project: Project, db: DB
+) -> Deleted:
+    crud.delete_store(db, crud.get(db, project, vector_store_id))
+    request.app.state.retrieval.remove_store(vector_store_id)
+    return Deleted(id=vector_store_id, object="vector_store.deleted")
+
+
+@router.post("/{vector_store_id}/search")
+def search_vector_store(
+    vector_store_id: str, body: SearchRequest, request: Request, project: Project, db: DB
+) -> SearchResultsPage:
+    row = crud.get(db, project, vector_store_id)
+    if crud.is_expired(row):
+        raise bad_request(f"Vector store {vector_store_id} has expired.", param="vector_store_id")
+    queries = [body.query] if isinstance(body.query, str) else list(body.query)
+    if not any(q.strip() for q in queries):
+        raise bad_request("'query' must not be empty.", param="query")
+    try:
+        validate_filters(body.filters)
+    except InvalidFilter as exc:
+        raise bad_request(str(exc), param=exc.param) from None
+    options = body.ranking_options
+    trace = request.app.state.retrieval.search(
+        [(row.id, row.embedding_model)],
+        queries,
+        max_num_results=body.max_num_results,
+        score_threshold=options.score_threshold if options else 0.0,
+        filters=body.filters,
+        ranker=options.ranker if options else "auto",
+    )
+    crud.touch(db, [row.id])
+    return SearchResultsPage(
+        search_query=queries,
+        data=[
+            SearchResult(
+                file_id=c.file_id,
+                filename=c.filename,
+                score=round(c.score, 6),
+                attributes=c.attributes,
+                content=[TextContent(text=c.text)],
+            )
+            for c in trace.results
+        ],
+    )

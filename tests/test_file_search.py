@@ -1,0 +1,216 @@
+"""file_search inside runs: the model searches, the reply's markers become file_citation
+annotations, the step records results, and the trace shows what retrieval did."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from openai import AssistantEventHandler, OpenAI
+
+from tests.support.scripted_model import ScriptedModel
+from tests.test_vector_stores import SHIPPING, WARRANTY, upload
+
+CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def search_call(*queries: str) -> dict[str, Any]:
+    return {"name": "file_search", "arguments": json.dumps({"queries": list(queries)})}
+
+
+def docs_store(client: OpenAI, tmp_path: Path) -> tuple[Any, Any, Any]:
+    warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
+    shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
+    store = client.vector_stores.create(name="Docs", file_ids=[warranty.id, shipping.id])
+    for f in (warranty, shipping):
+        client.vector_stores.files.poll(f.id, vector_store_id=store.id, poll_interval_ms=100)
+    return store, warranty, shipping
+
+
+def search_steps(client: OpenAI, thread_id: str, run_id: str, include: bool = False) -> list[Any]:
+    steps = client.beta.threads.runs.steps.list(
+        thread_id=thread_id, run_id=run_id, order="asc", include=[CONTENT] if include else []
+    )
+    return [
+        call
+        for step in steps.data
+        if step.step_details.type == "tool_calls"
+        for call in step.step_details.tool_calls
+        if call.type == "file_search"
+    ]
+
+
+def test_a_file_search_run_answers_with_citations_to_the_right_file(
+    client: OpenAI, http: httpx.Client, model: ScriptedModel, tmp_path: Path
+) -> None:
+    store, warranty, _ = docs_store(client, tmp_path)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        name="Documentation Assistant",
+        instructions="Answer from the manuals.",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    reply = "The kettle has a three-year warranty 【0:0†warranty.md】."
+    model.tool_calls([search_call("kettle warranty length", "how long is the guarantee")]).text(
+        reply
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "How long is the warranty?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+
+    # The model was offered file_search and read numbered sources with their markers.
+    first, second = model.requests[-2], model.requests[-1]
+    assert any(t["function"]["name"] == "file_search" for t in first["tools"])
+    tool_message = next(m for m in second["messages"] if m["role"] == "tool")
+    assert "【0:0†warranty.md】" in tool_message["content"]
+    assert "three years" in tool_message["content"]
+
+    message = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data[0]
+    text = message.content[0].text
+    assert text.value == reply
+    (citation,) = text.annotations
+    assert citation.type == "file_citation"
+    assert citation.file_citation.file_id == warranty.id
+    assert text.value[citation.start_index : citation.end_index] == "【0:0†warranty.md】"
+    assert citation.text == "【0:0†warranty.md】"
+    assert "three years" in citation.file_citation.model_extra["quote"]
+
+    (call,) = search_steps(client, thread.id, run.id)
+    assert call.file_search.ranking_options.ranker == "default_2024_08_21"
+    assert call.file_search.ranking_options.score_threshold == 0.0
+    assert call.file_search.results[0].file_id == warranty.id
+    assert call.file_search.results[0].file_name == "warranty.md"
+    assert all(r.content is None for r in call.file_search.results)
+    (with_content,) = search_steps(client, thread.id, run.id, include=True)
+    assert "three years" in with_content.file_search.results[0].content[0].text
+
+    # The trace: queries, every candidate with its three scores, and what was chosen.
+    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc")
+    step_id = next(s.id for s in steps.data if s.step_details.type == "tool_calls")
+    r = http.get(f"/threads/{thread.id}/runs/{run.id}/steps/{step_id}/file_search_trace")
+    assert r.status_code == 200, r.text
+    (trace,) = r.json()["data"]
+    assert trace["id"] == call.id and trace["vector_store_ids"] == [store.id]
+    assert trace["queries"] == ["kettle warranty length", "how long is the guarantee"]
+    candidates = trace["candidates"]
+    assert candidates and candidates[0]["file_id"] == warranty.id and candidates[0]["selected"]
+    for c in candidates:
+        for key in ("vector_score", "keyword_score", "score"):
+            assert 0.0 <= c[key] <= 1.0
+    scores = [c["score"] for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_reply_that_cites_nothing_is_attributed_to_its_sources(
+    client: OpenAI, model: ScriptedModel, tmp_path: Path
+) -> None:
+    store, warranty, _ = docs_store(client, tmp_path)
+    assistant = client.beta.assistants.create(
+        model="small-local-model",
+        tools=[{"type": "file_search", "file_search": {"max_num_results": 1}}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    model.tool_calls([search_call("warranty years")]).text("Three years.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Warranty?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    text = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text
+    assert text.value == "Three years. 【0:0†warranty.md】"
+    (citation,) = text.annotations
+    assert citation.file_citation.file_id == warranty.id
+    assert text.value[citation.start_index : citation.end_index] == citation.text
+    (call,) = search_steps(client, thread.id, run.id)
+    assert len(call.file_search.results) == 1
+
+
+def test_message_attachments_go_into_the_threads_own_vector_store(
+    client: OpenAI, model: ScriptedModel, tmp_path: Path
+) -> None:
+    shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "How fast is express delivery?",
+                "attachments": [{"file_id": shipping.id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    (store_id,) = thread.tool_resources.file_search.vector_store_ids
+    store = client.vector_stores.retrieve(store_id)
+    assert store.expires_after.days == 7 and store.file_counts.total == 1
+    model.tool_calls([search_call("express delivery time")]).text("Next day 【0:0†shipping.md】.")
+    # The run waits for the attachment to be ingested before it searches.
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    (call,) = search_steps(client, thread.id, run.id)
+    assert call.file_search.results[0].file_id == shipping.id
+
+    # A later message's attachment joins the same store.
+    more = upload(client, tmp_path, "warranty.md", WARRANTY)
+    client.beta.threads.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="And the warranty?",
+        attachments=[{"file_id": more.id, "tools": [{"type": "file_search"}]}],
+    )
+    assert client.vector_stores.retrieve(store_id).file_counts.total == 2
+
+
+def test_the_vector_stores_helper_makes_a_store_from_file_ids(
+    client: OpenAI, tmp_path: Path
+) -> None:
+    warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [warranty.id]}]}},
+    )
+    (store_id,) = assistant.tool_resources.file_search.vector_store_ids
+    vsf = client.vector_stores.files.poll(
+        warranty.id, vector_store_id=store_id, poll_interval_ms=100
+    )
+    assert vsf.status == "completed"
+
+
+def test_streamed_file_search_runs_deliver_results_and_annotations(
+    client: OpenAI, model: ScriptedModel, tmp_path: Path
+) -> None:
+    store, warranty, _ = docs_store(client, tmp_path)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    model.tool_calls([search_call("warranty")]).text("Three years 【0:0†warranty.md】.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Warranty?"}])
+
+    class Handler(AssistantEventHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tool_types: list[str] = []
+
+        def on_tool_call_created(self, tool_call: Any) -> None:
+            self.tool_types.append(tool_call.type)
+
+    handler = Handler()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+    assert handler.tool_types == ["file_search"]
+    final = handler.get_final_messages()[-1]
+    (citation,) = final.content[0].text.annotations
+    assert citation.file_citation.file_id == warranty.id
