@@ -1,14 +1,20 @@
-"""`assistd` command line: serve, worker, migrate and sandbox."""
+"""`assistd` command line: serve, worker, migrate, keys and sandbox."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import ipaddress
 import logging
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def _is_loopback(host: str) -> bool:
@@ -28,11 +34,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.no_worker:
         settings = dataclasses.replace(settings, run_worker=False)
-    if not settings.auth_required and not _is_loopback(args.host) and not args.allow_insecure:
+    if not _is_loopback(args.host) and not args.allow_insecure and not _keys_configured(settings):
         print(
-            f"assistd: refusing to listen on {args.host} without ASSISTD_API_KEYS: anyone who "
-            "can reach it could read every thread. Set ASSISTD_API_KEYS, bind 127.0.0.1, "
-            "or pass --allow-insecure.",
+            f"assistd: refusing to listen on {args.host} without API keys: anyone who can "
+            "reach it could read every thread. Set ASSISTD_API_KEYS or run `assistd keys "
+            "create --project NAME`, bind 127.0.0.1, or pass --allow-insecure.",
             file=sys.stderr,
         )
         return 2
@@ -44,6 +50,24 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     return 0
+
+
+def _keys_configured(settings: Settings) -> bool:
+    """Env keys or any key row in the database: then the server requires a key, the same
+    rule `deps.current_project` applies."""
+    if settings.auth_required:
+        return True
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return False  # the first start: nothing to read, and nothing to create yet
+    from server.api_keys import database_has_keys
+    from server.db import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        return database_has_keys(engine)
+    finally:
+        engine.dispose()
 
 
 def _worker(_: argparse.Namespace) -> int:
@@ -66,6 +90,77 @@ def _worker(_: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _keys_engine() -> Engine:
+    """The configured database, migrated (keys may be made before the first serve)."""
+    from server.db import make_engine, migrate
+
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    return make_engine(settings.database_url)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from server.api_keys import create_key
+
+    project = args.project.strip()
+    if not project or len(project) > 128:
+        print("assistd: --project must be 1 to 128 characters", file=sys.stderr)
+        return 2
+    engine = _keys_engine()
+    try:
+        row, key = create_key(engine, project)
+    finally:
+        engine.dispose()
+    # The key alone on stdout (KEY=$(assistd keys create ...)); the note on stderr.
+    print(key)
+    print(
+        f"assistd: created {row.id} ({row.prefix}...) for project {row.project!r}. "
+        "This is the only time the key is shown; only its hash is stored.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _keys_list(_: argparse.Namespace) -> int:
+    from server.api_keys import list_keys
+
+    engine = _keys_engine()
+    try:
+        rows = list_keys(engine)
+    finally:
+        engine.dispose()
+    print(f"{'id':<28} {'prefix':<22} {'project':<20} {'created':<20} revoked")
+    for row in rows:
+        revoked = _utc(row.revoked_at) if row.revoked_at is not None else "-"
+        print(
+            f"{row.id:<28} {row.prefix + '...':<22} {row.project:<20} "
+            f"{_utc(row.created_at):<20} {revoked}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from server.api_keys import CACHE_SECONDS, KeyNotFound, revoke_key
+
+    engine = _keys_engine()
+    try:
+        row = revoke_key(engine, args.key)
+    except KeyNotFound as exc:
+        print(f"assistd: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(
+        f"assistd: revoked {row.id} ({row.prefix}...) of project {row.project!r} at "
+        f"{_utc(row.revoked_at or 0)}; every server refuses it within {CACHE_SECONDS:g} s"
+    )
+    return 0
+
+
+def _utc(ts: int) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _migrate(_: argparse.Namespace) -> int:
@@ -99,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=_worker)
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(func=_migrate)
+    keys = sub.add_parser("keys", help="API keys stored in the database")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key; printed once, only its hash kept")
+    create.add_argument("--project", required=True, help="the project the key's callers act in")
+    create.set_defaults(func=_keys_create)
+    listing = keys_sub.add_parser("list", help="every key: id, prefix, project, created, revoked")
+    listing.set_defaults(func=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="refuse a key from now on (within seconds)")
+    revoke.add_argument("key", help="the key's id (key_...), its listed prefix, or the key")
+    revoke.set_defaults(func=_keys_revoke)
     sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the image without a registry")

@@ -12,13 +12,17 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
+from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT
 from server.errors import APIError
 
 
 async def current_project(request: Request) -> str:
-    keys = request.app.state.settings.api_keys
-    if not keys:
+    """The caller's project. Keys come from ASSISTD_API_KEYS and from the database
+    (`assistd keys create`); while neither holds any, every caller is in the default
+    project. Lookups are cached for a few seconds (server/api_keys.py)."""
+    keys = _key_cache(request)
+    if not await keys.auth_required():
         return DEFAULT_PROJECT
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
@@ -28,11 +32,20 @@ async def current_project(request: Request) -> str:
             "You didn't provide an API key. You need to provide your API key in an "
             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         )
-    project = keys.get(token)
+    project = await keys.project_for(token)
     if project is None:
         shown = f"{token[:3]}...{token[-4:]}" if len(token) > 8 else "***"
         raise APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
     return project
+
+
+def _key_cache(request: Request) -> KeyCache:
+    """One cache per app, made on first use (no await in between, so never twice)."""
+    state = request.app.state
+    cache: KeyCache | None = getattr(state, "key_cache", None)
+    if cache is None:
+        cache = state.key_cache = KeyCache(state.engine, state.settings.api_keys)
+    return cache
 
 
 async def db_session(request: Request) -> AsyncIterator[Session]:
