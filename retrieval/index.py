@@ -1,9 +1,11 @@
 """The chunk index: one Chroma collection per vector store, searched hybrid (vectors + BM25).
 
 Layout. Each chunk is stored as one record per embedding window, id
-``{file_id}:{chunk_index}:{window}``, in the store's collection (cosine space). Every record
-carries file_id, filename, chunk_index, window, windows, start, end, tokens, page,
-embedding_model, an ingest id and the file's attributes as ``attr.<key>``; window 0 also
+``{file_id}:{chunk_index}:{window}`` (``{file_id}@{generation}:...`` when the writer gives a
+generation, so two ingestions of one file never share ids), in the store's collection
+(cosine space). Every record carries file_id, filename, chunk_index, window, windows, start,
+end, tokens, page, embedding_model, an ingest id, the generation if any and the file's
+attributes as ``attr.<key>``; window 0 also
 carries the chunk's text and its keyword tokens. The text is metadata, not a Chroma
 "document", because Chroma builds a full-text index over documents that we never use (BM25
 runs here) and that halves insert speed.
@@ -29,7 +31,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -48,7 +50,7 @@ from retrieval.filters import (
     to_chroma_where,
     validate_filters,
 )
-from retrieval.keyword import KeywordIndex, keyword_tokens
+from retrieval.keyword import KeywordIndex, chunk_key, keyword_tokens, public_chunk_id
 
 __all__ = [
     "VECTOR_WEIGHT",
@@ -102,9 +104,13 @@ class Candidate:
     vector_rank: int | None  # 1-based rank among the vector hits (best over queries)
     keyword_rank: int | None
     selected: bool = False
+    # The chunk's internal key (`retrieval.keyword.chunk_key`); chunk_id is the public id.
+    key: str = field(default="", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["key"]
+        return out
 
 
 @dataclass
@@ -164,8 +170,15 @@ class ChunkIndex:
         vectors: list[list[list[float]]],
         embedding_model: str,
         attributes: dict[str, Any] | None = None,
+        generation: int | None = None,
     ) -> None:
-        """Store a file's chunks (replacing any it had): one record per embedding window."""
+        """Store a file's chunks: one record per embedding window.
+
+        Without a `generation` the file's previous chunks are replaced. With one (the
+        server's ingestion jobs) the chunks are written beside any other generation's,
+        under their own record ids and tagged `generation`, and nothing else of the file
+        is touched: the caller decides which generation stays (`delete_file`), so a stale
+        ingestion can never remove or overwrite a newer one's chunks."""
         if len(vectors) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vector lists")
         collection = self._collection(store_id, create=True)
@@ -196,17 +209,23 @@ class ChunkIndex:
                 "ingest": ingest,
                 **attrs,
             }
+            if generation is not None:
+                base["generation"] = generation
             if chunk.page is not None:
                 base["page"] = chunk.page
+            key = chunk_key(base)
             for w, vector in enumerate(windows):
                 meta = {**base, "window": w}
                 if w == 0:
                     meta["text"] = chunk.text
                     meta["kw"] = " ".join(keyword_tokens(chunk.text))
-                ids.append(f"{file_id}:{chunk.index}:{w}")
+                ids.append(f"{key}:{w}")
                 embeddings.append(vector)
                 metadatas.append(meta)
-        collection.delete(where={"file_id": file_id})
+        if generation is None:
+            collection.delete(where={"file_id": file_id})
+        else:  # a retry of the same generation starts clean
+            collection.delete(where={"$and": [{"file_id": file_id}, {"generation": generation}]})
         for i in range(0, len(ids), self._batch):
             collection.add(
                 ids=ids[i : i + self._batch],
@@ -215,11 +234,34 @@ class ChunkIndex:
             )
         self._bump(collection, store_id, embedding_model)
 
-    def delete_file(self, store_id: str, file_id: str) -> None:
+    def delete_file(
+        self,
+        store_id: str,
+        file_id: str,
+        *,
+        generation: int | None = None,
+        older_than: int | None = None,
+    ) -> None:
+        """Remove a file's chunks: all of them; with `generation`, only that generation's;
+        with `older_than`, those of generations below it (and untagged ones)."""
         collection = self._collection(store_id)
-        if collection is not None:
+        if collection is None:
+            return
+        if generation is not None:
+            collection.delete(where={"$and": [{"file_id": file_id}, {"generation": generation}]})
+        elif older_than is not None:
+            ids = [
+                rid
+                for rid in self._ids(collection, {"file_id": file_id})
+                if _generation_of(rid) < older_than
+            ]
+            if not ids:
+                return
+            for i in range(0, len(ids), self._batch):
+                collection.delete(ids=ids[i : i + self._batch])
+        else:
             collection.delete(where={"file_id": file_id})
-            self._bump(collection, store_id)
+        self._bump(collection, store_id)
 
     def delete_store(self, store_id: str) -> None:
         """Drop the store's collection; a store that has none is fine."""
@@ -255,7 +297,10 @@ class ChunkIndex:
         if collection is None:
             return []
         where = {"$and": [{"file_id": file_id}, {"window": 0}]}
-        chunks = [_stored_chunk(meta) for _, meta in self._records(collection, where)]
+        records = [meta for _, meta in self._records(collection, where)]
+        # While a file is re-ingested two generations can coexist: list the newest.
+        newest = max((int(m.get("generation", -1)) for m in records), default=-1)
+        chunks = [_stored_chunk(m) for m in records if int(m.get("generation", -1)) == newest]
         return sorted(chunks, key=lambda c: c.index)
 
     def search(
@@ -316,13 +361,13 @@ class ChunkIndex:
             taken += len(batch)
             for search in per_store:
                 gone |= search.fill_text([c for c in batch if c.store_id == search.store_id])
-            results.extend(c for c in batch if (c.store_id, c.chunk_id) not in gone)
+            results.extend(c for c in batch if (c.store_id, c.key) not in gone)
         for candidate in results:
             candidate.selected = True
         if candidate_text:
             for search in per_store:
                 gone |= search.fill_text([c for c in search.candidates if not c.selected])
-        candidates = [c for c in candidates if (c.store_id, c.chunk_id) not in gone]
+        candidates = [c for c in candidates if (c.store_id, c.key) not in gone]
         return SearchTrace(queries=queries, candidates=candidates, results=results)
 
     # ---- internals ----------------------------------------------------------------------
@@ -362,6 +407,15 @@ class ChunkIndex:
             if len(page["ids"]) < _PAGE:
                 return
             offset += _PAGE
+
+    def _ids(self, collection: Any, where: dict[str, Any]) -> list[str]:
+        """Record ids only (no metadata is read)."""
+        ids: list[str] = []
+        while True:
+            page = collection.get(where=where, include=[], limit=_PAGE, offset=len(ids))
+            ids.extend(page["ids"])
+            if len(page["ids"]) < _PAGE:
+                return ids
 
     def _lock(self, store_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -466,7 +520,7 @@ class _StoreSearch:
             file_id, filename, start, end, page, _, attributes = info[key]
             self.candidates.append(
                 Candidate(
-                    chunk_id=key,
+                    chunk_id=public_chunk_id(key),
                     store_id=self.store_id,
                     file_id=file_id,
                     filename=filename,
@@ -480,6 +534,7 @@ class _StoreSearch:
                     score=final[j],
                     vector_rank=vector_ranks.get(key),
                     keyword_rank=keyword_ranks.get(key),
+                    key=key,
                 )
             )
 
@@ -555,7 +610,7 @@ class _StoreSearch:
                 attributes = _attributes_of(meta)
                 if self.predicate and not self.predicate(attributes):
                     continue
-                info[f"{meta['file_id']}:{meta['chunk_index']}"] = (
+                info[chunk_key(meta)] = (
                     meta["file_id"],
                     meta.get("filename", ""),
                     int(meta["start"]),
@@ -595,20 +650,25 @@ class _StoreSearch:
         """Read the chunk texts of `candidates`; return those whose chunk is gone."""
         if not candidates:
             return set()
-        got = self.collection.get(
-            ids=[f"{c.chunk_id}:0" for c in candidates], include=["metadatas"]
-        )
+        got = self.collection.get(ids=[f"{c.key}:0" for c in candidates], include=["metadatas"])
         texts = {
             rid.rsplit(":", 1)[0]: meta.get("text", "")
             for rid, meta in zip(got["ids"], got["metadatas"], strict=True)
         }
         gone = set()
         for candidate in candidates:
-            if candidate.chunk_id in texts:
-                candidate.text = texts[candidate.chunk_id]
+            if candidate.key in texts:
+                candidate.text = texts[candidate.key]
             else:
-                gone.add((self.store_id, candidate.chunk_id))
+                gone.add((self.store_id, candidate.key))
         return gone
+
+
+def _generation_of(record_id: str) -> int:
+    """The generation in a record id "{file_id}@{generation}:{chunk}:{window}"; -1 for
+    records written without one."""
+    _, tagged, generation = record_id.rsplit(":", 2)[0].partition("@")
+    return int(generation) if tagged else -1
 
 
 def _attributes_of(meta: dict[str, Any]) -> dict[str, Any]:

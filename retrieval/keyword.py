@@ -23,7 +23,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-__all__ = ["KeywordIndex", "keyword_tokens"]
+__all__ = ["KeywordIndex", "chunk_key", "keyword_tokens", "public_chunk_id"]
 
 _WORD = re.compile(r"\w+(?:[-./:]\w+)*")
 _SEPARATORS = re.compile(r"[-_./:]+")
@@ -52,13 +52,28 @@ def keyword_tokens(text: str) -> list[str]:
     return _stemmer().stemWords(words) + wholes
 
 
+def chunk_key(meta: dict[str, Any]) -> str:
+    """The key a chunk's records share, read from a record's metadata: "file_id:index", or
+    "file_id@generation:index" for chunks an ingestion wrote under a generation (so two
+    ingestions of one file never share a record id). Record ids are "<key>:<window>"."""
+    generation = meta.get("generation")
+    file_part = meta["file_id"] if generation is None else f"{meta['file_id']}@{generation}"
+    return f"{file_part}:{meta['chunk_index']}"
+
+
+def public_chunk_id(key: str) -> str:
+    """The chunk id users see, "file_id:index", whatever generation wrote the chunk."""
+    file_part, _, index = key.rpartition(":")
+    return f"{file_part.split('@', 1)[0]}:{index}"
+
+
 @dataclass
 class KeywordIndex:
     """An immutable snapshot of one store at one revision: the BM25 index plus the chunk
     table that search needs (so candidates cost no Chroma round trip until their text)."""
 
     revision: str
-    keys: list[str]  # chunk keys "file_id:chunk_index", in BM25 document order
+    keys: list[str]  # chunk keys (`chunk_key`), in BM25 document order
     file_of: np.ndarray  # chunk position -> position in `files`
     files: list[str]
     filenames: list[str]  # per file
@@ -72,8 +87,10 @@ class KeywordIndex:
     @classmethod
     def build(cls, revision: str, records: list[dict[str, Any]]) -> KeywordIndex:
         """`records`: window-0 metadata of every chunk, as ChunkIndex writes it."""
-        records = sorted(records, key=lambda m: (m["file_id"], m["chunk_index"]))
-        keys = [f"{m['file_id']}:{m['chunk_index']}" for m in records]
+        records = sorted(
+            records, key=lambda m: (m["file_id"], m.get("generation", -1), m["chunk_index"])
+        )
+        keys = [chunk_key(m) for m in records]
         files: list[str] = []
         filenames: list[str] = []
         attributes: list[dict[str, Any]] = []

@@ -44,6 +44,9 @@ class Settings:
     # default embedding model of new vector stores, and parallel ingestions per process.
     chroma_url: str | None = None
     embedding_model: str = "all-MiniLM-L6-v2"
+    # Further models clients may name in a store's `embedding_model` (names or paths);
+    # nothing outside these, embedding_model and the bundled model is ever loaded.
+    embedding_models: tuple[str, ...] = ()
     ingest_concurrency: int = 1
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
@@ -85,6 +88,11 @@ class Settings:
             sandbox_enabled=(env.get("ASSISTD_SANDBOX") or "auto").lower() != "off",
             chroma_url=env.get("CHROMA_URL") or None,
             embedding_model=env.get("ASSISTD_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
+            embedding_models=tuple(
+                name.strip()
+                for name in (env.get("ASSISTD_EMBEDDING_MODELS") or "").split(",")
+                if name.strip()
+            ),
             ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             sandbox=sandbox_config(env),

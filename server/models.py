@@ -176,6 +176,9 @@ class VectorStore(SQLModel, table=True):
     meta: dict[str, str] | None = _json("metadata")
     # Extension: the embedding model every file of this store is embedded with.
     embedding_model: str = Field(max_length=256)
+    # Counter behind VectorStoreFile.generation: bumped each time one of its files is
+    # claimed for ingestion, so generations only grow within a store.
+    ingest_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class VectorStoreFile(SQLModel, table=True):
@@ -203,6 +206,10 @@ class VectorStoreFile(SQLModel, table=True):
     batch_id: str | None = Field(default=None, max_length=64, index=True)
     lease_owner: str | None = Field(default=None, max_length=128)
     lease_expires_at: float | None = None
+    # The ingestion attempt that may finish this row: set from the store's counter when a
+    # worker claims it, cleared when the file is queued again. Its chunks carry it, so an
+    # attempt that lost the row removes only its own chunks (server/engine/ingest.py).
+    generation: int | None = None
 
 
 class VectorStoreFileBatch(SQLModel, table=True):
@@ -223,7 +230,9 @@ class RetrievalTrace(SQLModel, table=True):
     __tablename__ = "retrieval_traces"
 
     seq: int | None = Field(default=None, primary_key=True)
-    id: str = Field(unique=True, index=True, max_length=64)  # the tool call's id
+    # The tool call's id, as the model sent it: unique only within its step, since many
+    # providers (local models especially) reuse ids such as "call_0" across runs.
+    id: str = Field(index=True, max_length=64)
     project: str = Field(max_length=128)
     run_id: str = Field(max_length=64)
     step_id: str = Field(max_length=64, index=True)

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 from openai import AssistantEventHandler, OpenAI
+from sqlalchemy import create_engine, text
 
 from tests.support.scripted_model import ScriptedModel
-from tests.test_vector_stores import SHIPPING, WARRANTY, upload
+from tests.support.server_process import ServerProcess
+from tests.test_vector_stores import SHIPPING, WARRANTY, expire, upload, wait_for
 
 CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
@@ -24,8 +26,7 @@ def docs_store(client: OpenAI, tmp_path: Path) -> tuple[Any, Any, Any]:
     warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
     shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
     store = client.vector_stores.create(name="Docs", file_ids=[warranty.id, shipping.id])
-    for f in (warranty, shipping):
-        client.vector_stores.files.poll(f.id, vector_store_id=store.id, poll_interval_ms=100)
+    wait_for(client, store.id, warranty.id, shipping.id)
     return store, warranty, shipping
 
 
@@ -179,9 +180,7 @@ def test_the_vector_stores_helper_makes_a_store_from_file_ids(
         tool_resources={"file_search": {"vector_stores": [{"file_ids": [warranty.id]}]}},
     )
     (store_id,) = assistant.tool_resources.file_search.vector_store_ids
-    vsf = client.vector_stores.files.poll(
-        warranty.id, vector_store_id=store_id, poll_interval_ms=100
-    )
+    (vsf,) = wait_for(client, store_id, warranty.id)
     assert vsf.status == "completed"
 
 
@@ -214,3 +213,187 @@ def test_streamed_file_search_runs_deliver_results_and_annotations(
     final = handler.get_final_messages()[-1]
     (citation,) = final.content[0].text.annotations
     assert citation.file_citation.file_id == warranty.id
+
+
+def file_search_attachment(file_id: str) -> dict[str, Any]:
+    return {"file_id": file_id, "tools": [{"type": "file_search"}]}
+
+
+def thread_store(client: OpenAI, thread_id: str) -> str:
+    (store_id,) = client.beta.threads.retrieve(
+        thread_id
+    ).tool_resources.file_search.vector_store_ids
+    return store_id
+
+
+def store_files(client: OpenAI, store_id: str) -> list[str]:
+    return [f.id for f in client.vector_stores.files.list(vector_store_id=store_id).data]
+
+
+def test_attachments_never_go_into_an_expired_or_foreign_thread_store(
+    client: OpenAI, server: ServerProcess, tmp_path: Path
+) -> None:
+    shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Shipping?",
+                "attachments": [file_search_attachment(shipping.id)],
+            }
+        ]
+    )
+    first = thread_store(client, thread.id)
+    wait_for(client, first, shipping.id)
+
+    # Seven days without use later, the thread's store has expired: a new attachment gets
+    # a new store, which replaces the dead one on the thread.
+    expire(server, first)
+    warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
+    client.beta.threads.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="And the warranty?",
+        attachments=[file_search_attachment(warranty.id)],  # type: ignore[list-item]
+    )
+    second = thread_store(client, thread.id)
+    assert second != first
+    assert store_files(client, first) == [shipping.id]
+    assert store_files(client, second) == [warranty.id]
+    store = client.vector_stores.retrieve(second)
+    assert store.status != "expired" and store.expires_after.days == 7
+    (vsf,) = wait_for(client, second, warranty.id)
+    assert vsf.status == "completed", vsf.last_error
+
+    # A store that is not this project's is never filled either.
+    engine = create_engine(server.database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE vector_stores SET project = 'beta' WHERE id = :id"), {"id": second}
+        )
+    engine.dispose()
+    client.beta.threads.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="And shipping again?",
+        attachments=[file_search_attachment(shipping.id)],  # type: ignore[list-item]
+    )
+    third = thread_store(client, thread.id)
+    assert third not in (first, second)
+    assert store_files(client, third) == [shipping.id]
+
+
+def test_attachments_of_a_runs_additional_messages_are_indexed_and_searched(
+    client: OpenAI, model: ScriptedModel, tmp_path: Path
+) -> None:
+    shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create()
+    model.tool_calls([search_call("express delivery time")]).text("Next day 【0:0†shipping.md】.")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        additional_messages=[
+            {
+                "role": "user",
+                "content": "How fast is express delivery?",
+                "attachments": [file_search_attachment(shipping.id)],  # type: ignore[list-item]
+            }
+        ],
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    store_id = thread_store(client, thread.id)
+    assert store_files(client, store_id) == [shipping.id]
+    (call,) = search_steps(client, thread.id, run.id)
+    assert call.file_search.results and call.file_search.results[0].file_id == shipping.id
+    text_value = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text
+    assert text_value.annotations[0].file_citation.file_id == shipping.id
+
+    # The same for the messages of a thread made together with its run.
+    warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
+    model.tool_calls([search_call("warranty length")]).text("Three years.")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "How long is the warranty?",
+                    "attachments": [file_search_attachment(warranty.id)],  # type: ignore[list-item]
+                }
+            ]
+        },
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    (call,) = search_steps(client, run.thread_id, run.id)
+    assert call.file_search.results and call.file_search.results[0].file_id == warranty.id
+
+
+def test_an_expired_store_is_not_searched_by_a_run(
+    client: OpenAI, http: httpx.Client, model: ScriptedModel, server: ServerProcess, tmp_path: Path
+) -> None:
+    warranty = upload(client, tmp_path, "warranty.md", WARRANTY)
+    shipping = upload(client, tmp_path, "shipping.md", SHIPPING)
+    old = client.vector_stores.create(name="Old", file_ids=[warranty.id])
+    live = client.vector_stores.create(name="Live", file_ids=[shipping.id])
+    wait_for(client, old.id, warranty.id)
+    wait_for(client, live.id, shipping.id)
+    expire(server, old.id)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [old.id]}},
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "How long is the kettle warranty?"}],
+        tool_resources={"file_search": {"vector_store_ids": [live.id]}},
+    )
+    model.tool_calls([search_call("kettle warranty three years")]).text("I could not tell.")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    (call,) = search_steps(client, thread.id, run.id)
+    assert call.file_search.results  # the live store still answers
+    assert all(r.file_id == shipping.id for r in call.file_search.results)
+    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id)
+    step_id = next(s.id for s in steps.data if s.step_details.type == "tool_calls")
+    r = http.get(f"/threads/{thread.id}/runs/{run.id}/steps/{step_id}/file_search_trace")
+    (trace,) = r.json()["data"]
+    assert trace["vector_store_ids"] == [live.id]
+    assert all(c["file_id"] != warranty.id for c in trace["candidates"])
+
+
+def test_a_provider_that_reuses_tool_call_ids_keeps_every_runs_trace(
+    client: OpenAI, http: httpx.Client, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """Many local models number their calls ("call_0") afresh in every response."""
+    store, warranty, _ = docs_store(client, tmp_path)
+    assistant = client.beta.assistants.create(
+        model="local-model",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    runs = []
+    for question in ("How long is the warranty?", "Is the glass jug covered?"):
+        model.tool_calls([{**search_call(question), "id": "call_0"}]).text(
+            "Three years 【0:0†warranty.md】."
+        )
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": question}])
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+        assert run.status == "completed", run.last_error
+        runs.append((thread.id, run.id, question))
+    for thread_id, run_id, question in runs:
+        (call,) = search_steps(client, thread_id, run_id)
+        assert call.id == "call_0" and call.file_search.results[0].file_id == warranty.id
+        steps = client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run_id)
+        step_id = next(s.id for s in steps.data if s.step_details.type == "tool_calls")
+        r = http.get(f"/threads/{thread_id}/runs/{run_id}/steps/{step_id}/file_search_trace")
+        assert r.status_code == 200, r.text
+        (trace,) = r.json()["data"]
+        assert trace["id"] == "call_0" and trace["run_id"] == run_id
+        assert trace["step_id"] == step_id and trace["queries"] == [question]

@@ -24,7 +24,9 @@ from retrieval import (
     parse_file,
     validate_filters,
 )
-from retrieval.embedding import DEFAULT_EMBEDDING_MODEL, Embedder
+from retrieval import embedding as embedding_module
+from retrieval.embedding import DEFAULT_EMBEDDING_MODEL, Embedder, allow_models
+from retrieval.index import collection_name
 
 EVAL_DOCS = Path(__file__).resolve().parents[1] / "bench" / "data" / "retrieval_eval" / "docs"
 SMALL = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}
@@ -115,6 +117,7 @@ def index_text(index: ChunkIndex, embedder: Embedder, store: str, file_id: str, 
         vectors=vectors,
         embedding_model=embedder.name,
         attributes=kw.pop("attributes", None),
+        generation=kw.pop("generation", None),
     )
     return chunks
 
@@ -311,6 +314,58 @@ def test_long_chunks_are_embedded_as_windows_never_truncated(embedder: Embedder)
     assert np.isclose(np.linalg.norm(embedder.encode_query(text)), 1.0, atol=1e-4)
 
 
+def test_queries_run_on_onnx_runtime_and_match_the_pytorch_model(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = ["What is the refund window?", "rotate API keys " * 120]  # short, and windowed
+    fast = [embedder.encode_query(q) for q in queries]
+    assert embedder._query_encoder() is not None  # exported on the first query
+    monkeypatch.setenv("ASSISTD_ONNX_QUERIES", "off")
+    slow_model = embedding_module.SentenceTransformerEmbedder("probe", embedder.source).load()
+    slow = [slow_model.encode_query(q) for q in queries]
+    assert slow_model._query_encoder() is None  # the switch keeps PyTorch
+    for a, b in zip(fast, slow, strict=True):
+        assert float(np.dot(a, b)) > 0.9999
+
+
+def test_the_embedder_cache_is_bounded_least_recently_used_out() -> None:
+    names = [f"litellm/openai/lru-probe-{i}" for i in range(embedding_module.CACHE_SIZE + 1)]
+    first = get_embedder(names[0])  # constructing a litellm embedder calls nothing
+    kept = get_embedder(names[1])
+    for name in names[2:]:
+        get_embedder(names[1])  # keep this one recently used
+        get_embedder(name)
+    assert get_embedder(names[1]) is kept
+    assert get_embedder(names[0]) is not first  # evicted, made afresh
+
+
+def test_an_allow_list_refuses_other_models_before_looking_them_up(tmp_path: Path) -> None:
+    listed = tmp_path / "listed-model"
+    listed.mkdir()
+    allow_models([str(listed), "litellm/openai/text-embedding-3-small"])
+    try:
+        assert get_embedder(str(listed)).name == str(listed)
+        assert get_embedder("litellm/openai/text-embedding-3-small")
+        for alias in (None, DEFAULT_EMBEDDING_MODEL, "sentence-transformers/all-MiniLM-L6-v2"):
+            assert get_embedder(alias).name == DEFAULT_EMBEDDING_MODEL  # always offered
+        errors = {}
+        for name in (str(tmp_path), str(tmp_path / "missing"), "litellm/openai/other"):
+            with pytest.raises(UnknownEmbeddingModel) as err:
+                get_embedder(name)
+            errors[name] = str(err.value).replace(name, "<name>")
+        assert len(set(errors.values())) == 1  # an existing directory is not told apart
+    finally:
+        allow_models(None)
+    assert get_embedder(str(tmp_path)).name == str(tmp_path)  # no list: any local model
+
+
+def test_a_broken_model_directory_fails_to_load_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "modules.json").write_text("not json")
+    broken = get_embedder(str(tmp_path))
+    with pytest.raises(embedding_module.EmbeddingModelUnavailable, match="could not be loaded"):
+        broken.load()
+
+
 def test_embedders_are_cached_per_name_and_unknown_models_are_refused(tmp_path: Path) -> None:
     assert get_embedder() is get_embedder(DEFAULT_EMBEDDING_MODEL)
     assert get_embedder() is get_embedder("sentence-transformers/all-MiniLM-L6-v2")
@@ -493,9 +548,16 @@ def test_add_list_replace_update_and_delete(tmp_path: Path, embedder: Embedder) 
     index.delete_file("vs_a", "file-1")
     assert index.list_chunks("vs_a", "file-1") == []
     assert index.search(["vs_a"], ["pumps"], embedder=embedder).results == []
+    # Deleting the store drops its collection with the chunks still in it.
+    index_text(index, embedder, "vs_a", "file-2", "Valves are tested every spring.")
+    assert index.list_chunks("vs_a", "file-2")
+    names = {c.name for c in index.client.list_collections()}
+    assert collection_name("vs_a") in names
     index.delete_store("vs_a")
     index.delete_store("vs_never_created")
-    assert index.list_chunks("vs_a", "file-1") == []
+    assert collection_name("vs_a") not in {c.name for c in index.client.list_collections()}
+    assert index.list_chunks("vs_a", "file-2") == []
+    assert index.search(["vs_a"], ["valves"], embedder=embedder).results == []
 
 
 def test_a_second_index_on_the_same_store_sees_changes(tmp_path: Path, embedder: Embedder) -> None:
@@ -511,3 +573,28 @@ def test_a_second_index_on_the_same_store_sees_changes(tmp_path: Path, embedder:
     assert found("QZ-9137") == ["file-b"]
     writer.delete_file("vs_shared", "file-a")
     assert found("invoices archived") == []
+
+
+def test_generations_of_a_file_coexist_until_the_caller_removes_one(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """Two ingestions of one file (a stale one and its successor) write side by side under
+    their own record ids; removing one generation leaves the other whole."""
+    index = ChunkIndex(tmp_path / "chroma")
+    index_text(index, embedder, "vs_g", "file-1", "Old text about boilers.", generation=1)
+    new_text = "New text about chillers. " * 3
+    new = index_text(index, embedder, "vs_g", "file-1", new_text, generation=2)
+    assert [c.text for c in index.list_chunks("vs_g", "file-1")] == [c.text for c in new]
+    index_text(index, embedder, "vs_g", "file-1", "Old text about boilers.", generation=1)
+    index.delete_file("vs_g", "file-1", generation=1)  # the stale one takes back its own
+    assert [c.text for c in index.list_chunks("vs_g", "file-1")] == [c.text for c in new]
+    hit = index.search(["vs_g"], ["chillers"], embedder=embedder).results[0]
+    assert hit.chunk_id == "file-1:0" and "chillers" in hit.text  # the public id, no generation
+    assert "key" not in hit.to_dict()
+
+    index_text(index, embedder, "vs_g", "file-1", "Old text about boilers.", generation=1)
+    index_text(index, embedder, "vs_g", "file-1", "Newest text about pumps.", generation=3)
+    index.delete_file("vs_g", "file-1", older_than=3)  # generation 3 finished: older ones go
+    assert [c.text for c in index.list_chunks("vs_g", "file-1")] == ["Newest text about pumps."]
+    found = index.search(["vs_g"], ["boilers chillers pumps"], embedder=embedder).results
+    assert [c.text for c in found] == ["Newest text about pumps."]

@@ -131,6 +131,18 @@ def require_stores(session: Session, project: str, store_ids: list[str], param: 
             raise bad_request(f"No vector store found with id '{store_id}'.", f"{param}[{i}]")
 
 
+def check_embedding_model(name: str, param: str = "embedding_model") -> None:
+    """400 unless `name` is a model this server offers (the bundled one, the operator's
+    default and ASSISTD_EMBEDDING_MODELS; retrieval.embedding.allow_models). A name off
+    that list is refused before anything is looked up, so the answer never says whether
+    some path exists on the server. Loads nothing: a model that is offered but broken
+    fails its files at ingestion instead."""
+    try:
+        get_embedder(name)
+    except UnknownEmbeddingModel as exc:
+        raise bad_request(str(exc), param=param) from None
+
+
 def _expiry(expires_after: dict[str, Any] | None, anchor: int) -> int | None:
     return anchor + expires_after["days"] * DAY if expires_after else None
 
@@ -140,10 +152,7 @@ def create(
 ) -> VectorStore:
     """The store and its first files in one transaction (no half-created store)."""
     if body.embedding_model:
-        try:
-            get_embedder(body.embedding_model)  # resolves the name; loads nothing yet
-        except UnknownEmbeddingModel as exc:
-            raise bad_request(str(exc), param="embedding_model") from None
+        check_embedding_model(body.embedding_model)
     created = now()
     expires_after = body.expires_after.model_dump() if body.expires_after else None
     row = VectorStore(
@@ -170,14 +179,32 @@ def create(
     return row
 
 
-def add_attachments(session: Session, project: str, thread: Any, file_ids: list[str]) -> bool:
-    """Files attached to a message for file_search go into the thread's vector store,
-    made on first use with a 7-day expiry, as the hosted API did. True if any queued."""
+def add_attachments(
+    session: Session, project: str, thread: Any, file_ids: list[str], commit: bool = True
+) -> bool:
+    """Files attached to a message for file_search go into the thread's vector store, as
+    the hosted API did. The thread's store is reused only while it can still be searched
+    (not expired, and this project's); otherwise a new one, expiring 7 days after last
+    use, becomes the thread's store (a thread holds at most one). True if any queued.
+
+    `commit=False` leaves the writes in the caller's transaction (a run's
+    additional_messages: the run, its messages and their store land together)."""
     if not file_ids:
         return False
     resources = dict(thread.tool_resources or {})
     store_ids = (resources.get("file_search") or {}).get("vector_store_ids") or []
-    store = session.exec(select(VectorStore).where(VectorStore.id.in_(store_ids))).first()  # type: ignore[attr-defined]
+    rows = (
+        session.exec(
+            select(VectorStore).where(
+                VectorStore.project == project,
+                VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+            )
+        ).all()
+        if store_ids
+        else []
+    )
+    live = {row.id: row for row in rows if not is_expired(row)}
+    store = next((live[s] for s in store_ids if s in live), None)
     if store is None:
         body = VectorStoreCreate(
             name=f"Vector store for {thread.id}",
@@ -187,6 +214,8 @@ def add_attachments(session: Session, project: str, thread: Any, file_ids: list[
         resources["file_search"] = {"vector_store_ids": [store.id]}
         thread.tool_resources = resources
         session.add(thread)
+    else:
+        touch(session, [store.id], commit=False)  # a new attachment is a use
     attached = set(
         session.exec(select(VectorStoreFile.id).where(VectorStoreFile.vector_store_id == store.id))
     )
@@ -194,7 +223,8 @@ def add_attachments(session: Session, project: str, thread: Any, file_ids: list[
     for file_id in dict.fromkeys(file_ids):
         if file_id not in attached:
             session.add(_file_row(store, file_id, strategy, None, None))
-    session.commit()
+    if commit:
+        session.commit()
     return True
 
 
@@ -212,7 +242,7 @@ def update(session: Session, row: VectorStore, body: VectorStoreUpdate) -> Vecto
     return row
 
 
-def touch(session: Session, store_ids: list[str]) -> None:
+def touch(session: Session, store_ids: list[str], commit: bool = True) -> None:
     """Mark stores used now: last_active_at moves, and with it an expiry anchored on it."""
     t = now()
     for row in session.exec(
@@ -223,7 +253,8 @@ def touch(session: Session, store_ids: list[str]) -> None:
         row.last_active_at = t
         row.expires_at = _expiry(row.expires_after, t)
         session.add(row)
-    session.commit()
+    if commit:
+        session.commit()
 
 
 def delete_store(session: Session, row: VectorStore) -> None:
@@ -408,7 +439,9 @@ def create_batch(
             row = get_file(session, store.project, store.id, file_id)
             row.status, row.batch_id, row.last_error = "in_progress", batch.id, None
             row.chunking_strategy, row.attributes = strategy, attributes or {}
-            row.lease_owner, row.lease_expires_at = None, None
+            # A new ingestion: an attempt still running on the old settings can no longer
+            # finish the row (server/engine/ingest.py).
+            row.lease_owner, row.lease_expires_at, row.generation = None, None, None
             session.add(row)
         else:
             session.add(_file_row(store, file_id, strategy, attributes, batch.id))
@@ -476,7 +509,7 @@ def cancel_batch(session: Session, row: VectorStoreFileBatch) -> list[str]:
         )
     for file_row in pending:
         file_row.status = "cancelled"
-        file_row.lease_owner, file_row.lease_expires_at = None, None
+        file_row.lease_owner, file_row.lease_expires_at, file_row.generation = None, None, None
         session.add(file_row)
     row.cancelled = True
     session.add(row)

@@ -2,10 +2,20 @@
 
 A worker claims `in_progress` rows whose lease is free or lapsed, ingests them in a
 thread, renews the leases while it works, and finishes each with a compare-and-set on
-(status, lease_owner): if the file was cancelled, detached or deleted meanwhile, the
-update matches nothing and the chunks just written are removed again. A process that
-dies leaves its leases to lapse, and another worker ingests those files from scratch
-(adding a file's chunks replaces any it already had).
+(status, generation). A process that dies leaves its leases to lapse, and another worker
+ingests those files from scratch.
+
+Generations. Each claim gives the row the next value of its store's counter
+(`vector_stores.ingest_generation`), so within a store a later attempt always has a
+higher generation, even for a file detached and attached again (a new row). The attempt
+writes its chunks tagged with its generation, beside any other attempt's, and:
+
+* finishes the row only while the row still carries its generation and is in_progress
+  (a re-queue clears the generation, a re-claim replaces it, a cancel or detach changes
+  the status or removes the row): a stale attempt never overwrites the status;
+* when it finished the row, removes the older generations' chunks (on success) or its own
+  and the older ones (on failure), never a newer attempt's;
+* when it lost the row, removes only its own chunks.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from server.storage import BlobStore
 log = logging.getLogger("assistd.ingest")
 T = TypeVar("T")
 Key = tuple[str, str]  # (vector_store_id, file_id)
+Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
 
 
 def _free_lease(t: float) -> Any:
@@ -36,9 +47,10 @@ def _free_lease(t: float) -> Any:
     )
 
 
-def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> list[Key]:
+def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
     """Lease up to `limit` waiting files, oldest first (SKIP LOCKED on PostgreSQL, so
-    replicas take disjoint rows; SQLite's single writer makes the UPDATE atomic)."""
+    replicas take disjoint rows; SQLite's single writer makes the UPDATE atomic), and give
+    each the next generation of its store."""
     t = time.time()
     waiting = (VectorStoreFile.status == "in_progress", _free_lease(t))
     candidates = select(VectorStoreFile.seq).where(*waiting).order_by(VectorStoreFile.seq)  # type: ignore[arg-type]
@@ -49,20 +61,43 @@ def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> lis
         update(VectorStoreFile)
         .where(VectorStoreFile.seq.in_(candidates.scalar_subquery()), *waiting)  # type: ignore[union-attr]
         .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
-        .returning(VectorStoreFile.vector_store_id, VectorStoreFile.id)
+        .returning(VectorStoreFile.seq, VectorStoreFile.vector_store_id, VectorStoreFile.id)
     ).all()
+    by_store: dict[str, list[tuple[int, str]]] = {}
+    for seq, store_id, file_id in rows:
+        by_store.setdefault(store_id, []).append((seq, file_id))
+    claimed: list[Claim] = []
+    # Stores in a fixed order: two replicas bumping the same stores cannot deadlock.
+    for store_id in sorted(by_store):
+        files = sorted(by_store[store_id])
+        top = session.exec(  # type: ignore[call-overload]
+            update(VectorStore)
+            .where(VectorStore.id == store_id)
+            .values(ingest_generation=VectorStore.ingest_generation + len(files))
+            .returning(VectorStore.ingest_generation)
+        ).scalar()
+        if top is None:  # the store is gone (its rows go with it)
+            continue
+        for generation, (seq, file_id) in enumerate(files, start=top - len(files) + 1):
+            session.exec(  # type: ignore[call-overload]
+                update(VectorStoreFile)
+                .where(VectorStoreFile.seq == seq)
+                .values(generation=generation)
+            )
+            claimed.append((store_id, file_id, generation))
     session.commit()
-    return [(r[0], r[1]) for r in rows]
+    return claimed
 
 
-def load_job(session: Session, blobs: BlobStore, key: Key) -> IngestJob | None:
+def load_job(session: Session, blobs: BlobStore, job: Claim) -> IngestJob | None:
+    """The job's inputs, or None when the row is no longer this claim's."""
     row = session.exec(
         select(VectorStoreFile).where(
-            VectorStoreFile.vector_store_id == key[0], VectorStoreFile.id == key[1]
+            VectorStoreFile.vector_store_id == job[0], VectorStoreFile.id == job[1]
         )
     ).first()
-    store = session.exec(select(VectorStore).where(VectorStore.id == key[0])).first()
-    if row is None or store is None:
+    store = session.exec(select(VectorStore).where(VectorStore.id == job[0])).first()
+    if row is None or store is None or row.generation != job[2] or row.status != "in_progress":
         return None
     stored = session.exec(
         select(StoredFile).where(StoredFile.project == row.project, StoredFile.id == row.id)
@@ -75,10 +110,13 @@ def load_job(session: Session, blobs: BlobStore, key: Key) -> IngestJob | None:
         strategy=row.chunking_strategy,
         attributes=row.attributes or {},
         embedding_model=store.embedding_model,
+        generation=row.generation,
     )
 
 
-def finish(session: Session, key: Key, owner: str, result: Ingested) -> bool:
+def finish(session: Session, job: Claim, result: Ingested) -> bool:
+    """Record the outcome if the row is still this claim's (in_progress, same generation);
+    False when a cancel, detach, re-queue or newer claim took it meanwhile."""
     values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
     if result.error:
         values.update(status="failed", last_error=result.error)
@@ -87,10 +125,10 @@ def finish(session: Session, key: Key, owner: str, result: Ingested) -> bool:
     done = session.exec(  # type: ignore[call-overload]
         update(VectorStoreFile)
         .where(
-            VectorStoreFile.vector_store_id == key[0],
-            VectorStoreFile.id == key[1],
+            VectorStoreFile.vector_store_id == job[0],
+            VectorStoreFile.id == job[1],
             VectorStoreFile.status == "in_progress",
-            VectorStoreFile.lease_owner == owner,
+            VectorStoreFile.generation == job[2],
         )
         .values(**values)
     ).rowcount
@@ -120,7 +158,8 @@ class Ingestor:
         self.retrieval = retrieval
         self.blobs = blobs
         self.owner = owner
-        self.tasks: dict[Key, asyncio.Task[None]] = {}
+        # Keyed by claim: a stale attempt and the file's next one may run side by side.
+        self.tasks: dict[Claim, asyncio.Task[None]] = {}
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         def work() -> T:
@@ -135,52 +174,63 @@ class Ingestor:
         free = self.settings.ingest_concurrency - len(self.tasks)
         if not claim_jobs or free <= 0:
             return
-        for key in await self.db(claim, self.owner, self.settings.lease_seconds, free):
-            task = asyncio.create_task(self._ingest(key), name=f"ingest {key[1]}")
-            self.tasks[key] = task
-            task.add_done_callback(lambda _, k=key: self.tasks.pop(k, None))  # type: ignore[misc]
+        for job in await self.db(claim, self.owner, self.settings.lease_seconds, free):
+            task = asyncio.create_task(self._ingest(job), name=f"ingest {job[1]}#{job[2]}")
+            self.tasks[job] = task
+            task.add_done_callback(lambda _, k=job: self.tasks.pop(k, None))  # type: ignore[misc]
 
     def _renew(self, session: Session) -> None:
-        keys = list(self.tasks)
-        for store_id, file_id in keys:
+        for store_id, file_id, generation in list(self.tasks):
             session.exec(  # type: ignore[call-overload]
                 update(VectorStoreFile)
                 .where(
                     VectorStoreFile.vector_store_id == store_id,
                     VectorStoreFile.id == file_id,
+                    VectorStoreFile.generation == generation,
                     VectorStoreFile.lease_owner == self.owner,
                 )
                 .values(lease_expires_at=time.time() + self.settings.lease_seconds)
             )
         session.commit()
 
-    async def _ingest(self, key: Key) -> None:
+    async def _ingest(self, job: Claim) -> None:
         started = time.perf_counter()
+        store_id, file_id, generation = job
+        key: Key = (store_id, file_id)
         try:
-            job = await self.db(load_job, self.blobs, key)
-            if job is None:
+            loaded = await self.db(load_job, self.blobs, job)
+            if loaded is None:
                 return
-            result = await asyncio.to_thread(self.retrieval.ingest, job)
-            if not await self.db(finish, key, self.owner, result):
-                # Cancelled, detached or deleted while we worked: take the chunks back out.
-                await asyncio.to_thread(self.retrieval.remove_file, *key)
-                log.info("ingestion of %s into %s discarded", key[1], key[0])
+            result = await asyncio.to_thread(self.retrieval.ingest, loaded)
+            if not await self.db(finish, job, result):
+                # Cancelled, detached, re-queued or claimed again while we worked: take
+                # back our own chunks, and only ours.
+                await asyncio.to_thread(
+                    self.retrieval.remove_file, store_id, file_id, generation=generation
+                )
+                log.info("ingestion of %s into %s (#%d) discarded", file_id, store_id, generation)
                 return
+            # Ours is now the file's state: earlier attempts' chunks go (on failure, all
+            # up to ours, so nothing half-indexed stays); a later attempt's stay.
+            older_than = generation if not result.error else generation + 1
+            await asyncio.to_thread(
+                self.retrieval.remove_file, store_id, file_id, older_than=older_than
+            )
             attributes = await self.db(current_attributes, key)
-            if not result.error and attributes is not None and attributes != job.attributes:
+            if not result.error and attributes is not None and attributes != loaded.attributes:
                 # Updated while we worked: the index must filter on the new values.
                 await asyncio.to_thread(self.retrieval.update_attributes, *key, attributes)
             log.info(
                 "ingested %s into %s: %s in %.0f ms",
-                key[1],
-                key[0],
+                file_id,
+                store_id,
                 result.error["code"] if result.error else f"{result.chunks} chunks",
                 (time.perf_counter() - started) * 1000,
             )
         except asyncio.CancelledError:
             raise
         except Exception:  # keep the worker alive; the lease lapses and another retries
-            log.exception("ingestion of %s into %s crashed", key[1], key[0])
+            log.exception("ingestion of %s into %s crashed", file_id, store_id)
 
     async def stop(self, grace: float) -> None:
         tasks = list(self.tasks.values())

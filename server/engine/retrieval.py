@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.chunking import InvalidChunkingStrategy, chunk_document
-from retrieval.embedding import Embedder, get_embedder
+from retrieval.embedding import (
+    Embedder,
+    EmbeddingModelUnavailable,
+    UnknownEmbeddingModel,
+    allow_models,
+    get_embedder,
+)
 from retrieval.index import ChunkIndex, SearchTrace, StoredChunk
 from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
 from server.config import Settings
@@ -37,6 +43,7 @@ class IngestJob:
     strategy: dict[str, Any]
     attributes: dict[str, Any]
     embedding_model: str
+    generation: int | None = None  # the claim's generation; its chunks carry it
 
 
 class Retrieval:
@@ -44,6 +51,9 @@ class Retrieval:
         self.settings = settings
         self._index: ChunkIndex | None = None
         self._lock = threading.Lock()
+        # Clients may only name the models the operator offers: the bundled one, the
+        # default and ASSISTD_EMBEDDING_MODELS (process-wide: crud validates with it too).
+        allow_models([settings.embedding_model, *settings.embedding_models])
 
     @property
     def index(self) -> ChunkIndex:
@@ -74,6 +84,7 @@ class Retrieval:
                 vectors=vectors,
                 embedding_model=embedder.name,
                 attributes=job.attributes,
+                generation=job.generation,
             )
         except UnsupportedFile as exc:
             return self._failed(job, "unsupported_file", str(exc))
@@ -81,17 +92,29 @@ class Retrieval:
             return self._failed(job, "invalid_file", str(exc))
         except FileNotFoundError:
             return self._failed(job, "invalid_file", "The file's content is missing from storage.")
+        except (UnknownEmbeddingModel, EmbeddingModelUnavailable) as exc:
+            return self._failed(job, "server_error", str(exc))
         except Exception as exc:  # an ingestion bug must fail the file, not the worker
             return self._failed(job, "server_error", f"Ingestion failed: {exc}")
         usage = sum(len(c.text.encode("utf-8")) for c in chunks)
         return Ingested(usage_bytes=usage, chunks=len(chunks))
 
     def _failed(self, job: IngestJob, code: str, message: str) -> Ingested:
-        self.remove_file(job.store_id, job.file_id)
+        # Only this attempt's chunks: another generation's are not ours to remove.
+        self.remove_file(job.store_id, job.file_id, generation=job.generation)
         return Ingested(error={"code": code, "message": message})
 
-    def remove_file(self, store_id: str, file_id: str) -> None:
-        self.index.delete_file(store_id, file_id)
+    def remove_file(
+        self,
+        store_id: str,
+        file_id: str,
+        *,
+        generation: int | None = None,
+        older_than: int | None = None,
+    ) -> None:
+        """All of a file's chunks; with `generation` only that attempt's, with
+        `older_than` those of earlier attempts (see ChunkIndex.delete_file)."""
+        self.index.delete_file(store_id, file_id, generation=generation, older_than=older_than)
 
     def remove_store(self, store_id: str) -> None:
         self.index.delete_store(store_id)
