@@ -21,6 +21,7 @@ import hashlib
 import secrets
 import string
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from sqlalchemy import Engine, inspect, or_
@@ -36,8 +37,9 @@ _SECRET_LENGTH = 40
 # keys apart in a listing while revealing nothing useful about the rest.
 SHOWN_LENGTH = len(KEY_PREFIX) + 8
 CACHE_SECONDS = 5.0
-# Bound on cached lookups, so a client trying random keys cannot grow memory unbounded.
-_CACHE_MAX = 10_000
+# Bound on cached lookups, so a client trying random keys cannot grow memory unbounded;
+# past it the least recently used entry goes, so busy keys stay cached through a flood.
+CACHE_MAX_ENTRIES = 10_000
 
 
 def generate_key() -> str:
@@ -107,11 +109,14 @@ def database_has_keys(engine: Engine) -> bool:
 
 class KeyCache:
     """Resolves bearer keys to projects: env keys (ASSISTD_API_KEYS) first, then the
-    database through a small TTL cache keyed by the key's hash.
+    database through a bounded LRU cache with a TTL, keyed by the key's hash.
 
     A hit costs one SHA-256 and a dict lookup on the event loop; a miss (or an entry older
     than `ttl`) reads the database in a worker thread. Unknown keys are cached too, so a
-    client repeating a wrong key does not reach the database on every request.
+    client repeating a wrong key does not reach the database on every request. At
+    `max_entries` the least recently used entry is dropped, one at a time, so a client
+    cycling through random keys evicts other random keys, not the ones in use. Database
+    errors propagate (nothing is cached): `deps.current_project` answers 503.
     """
 
     def __init__(
@@ -120,12 +125,15 @@ class KeyCache:
         env_keys: dict[str, str],
         ttl: float = CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        max_entries: int = CACHE_MAX_ENTRIES,
     ) -> None:
         self.engine = engine
         self.env_keys = env_keys
         self.ttl = ttl
         self.clock = clock
-        self._projects: dict[str, tuple[str | None, float]] = {}
+        self.max_entries = max_entries
+        # digest -> (project or None, expiry); ordered from least to most recently used.
+        self._projects: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
         # Once a key exists auth stays required: rows are never deleted.
         self._required = bool(env_keys)
         self._required_checked_at = float("-inf")
@@ -145,13 +153,21 @@ class KeyCache:
             return project
         digest = hash_key(key)
         cached = self._projects.get(digest)
-        if cached is not None and cached[1] > self.clock():
-            return cached[0]
+        if cached is not None:
+            if cached[1] > self.clock():
+                self._projects.move_to_end(digest)
+                return cached[0]
+            del self._projects[digest]
         project = await asyncio.to_thread(self._lookup, digest)
-        if len(self._projects) >= _CACHE_MAX:
-            self._projects.clear()
+        # Another request may have stored this digest during the await: replace it.
+        self._projects.pop(digest, None)
         self._projects[digest] = (project, self.clock() + self.ttl)
+        while len(self._projects) > self.max_entries:
+            self._projects.popitem(last=False)
         return project
+
+    def __len__(self) -> int:
+        return len(self._projects)
 
     def _lookup(self, digest: str) -> str | None:
         with Session(self.engine) as session:

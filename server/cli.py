@@ -92,23 +92,53 @@ def _worker(_: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_engine() -> Engine:
-    """The configured database, migrated (keys may be made before the first serve)."""
-    from server.db import make_engine, migrate
+def _keys_engine() -> Engine | None:
+    """The configured database for `keys list` and `keys revoke`, which never change the
+    schema (only `keys create`, `serve`, `worker` and `migrate` apply migrations): without
+    a schema, or without a database to reach, they say so and return None."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
 
-    settings = Settings.from_env()
-    migrate(settings.database_url)
-    return make_engine(settings.database_url)
+    from server.db import make_engine
+    from server.models import ApiKey
+
+    url = Settings.from_env().database_url
+    where = url.split("@")[-1]
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        has_table = False  # connecting would create an empty file
+    else:
+        engine = make_engine(url)
+        try:
+            has_table = inspect(engine).has_table(ApiKey.__tablename__)
+        except OperationalError as exc:
+            engine.dispose()
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            print(f"assistd: cannot reach the database {where}: {reason}", file=sys.stderr)
+            return None
+        if has_table:
+            return engine
+        engine.dispose()
+    print(
+        f"assistd: the database {where} has no assistd schema (no {ApiKey.__tablename__} "
+        "table). Run `assistd migrate` first (or `assistd keys create`, which migrates).",
+        file=sys.stderr,
+    )
+    return None
 
 
 def _keys_create(args: argparse.Namespace) -> int:
     from server.api_keys import create_key
+    from server.db import make_engine, migrate
 
     project = args.project.strip()
     if not project or len(project) > 128:
         print("assistd: --project must be 1 to 128 characters", file=sys.stderr)
         return 2
-    engine = _keys_engine()
+    # Migrates first: a key may be made before the first `serve` (compose runs it in the
+    # one-shot migrate container).
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    engine = make_engine(settings.database_url)
     try:
         row, key = create_key(engine, project)
     finally:
@@ -127,6 +157,8 @@ def _keys_list(_: argparse.Namespace) -> int:
     from server.api_keys import list_keys
 
     engine = _keys_engine()
+    if engine is None:
+        return 1
     try:
         rows = list_keys(engine)
     finally:
@@ -145,6 +177,8 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     from server.api_keys import CACHE_SECONDS, KeyNotFound, revoke_key
 
     engine = _keys_engine()
+    if engine is None:
+        return 1
     try:
         row = revoke_key(engine, args.key)
     except KeyNotFound as exc:

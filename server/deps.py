@@ -2,25 +2,56 @@
 
 Both are `async def` on purpose: FastAPI runs sync dependencies in its thread pool, one
 hop each, and neither does blocking I/O (the session connects lazily inside the route).
+
+A database that cannot be reached (down, restarting, failing over) is a 503
+`database_unavailable` in OpenAI's envelope, whether it fails during the key lookup or
+inside the route: the SDK retries 503 on its own, and a 500 would read as our bug.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT
 from server.errors import APIError
 
+log = logging.getLogger("assistd")
+
+# Connection refused or lost, server shutting down, too many clients, a lock or
+# serialization failure, or no pool connection in time: transient, worth a retry.
+UNAVAILABLE = (OperationalError, PoolTimeout)
+
+
+def database_unavailable(exc: Exception) -> APIError:
+    log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    return APIError(
+        503,
+        "The server could not reach its database. Please retry your request shortly.",
+        type="server_error",
+        code="database_unavailable",
+    )
+
 
 async def current_project(request: Request) -> str:
     """The caller's project. Keys come from ASSISTD_API_KEYS and from the database
     (`assistd keys create`); while neither holds any, every caller is in the default
     project. Lookups are cached for a few seconds (server/api_keys.py)."""
+    try:
+        return await _project(request)
+    except UNAVAILABLE as exc:
+        raise database_unavailable(exc) from exc
+
+
+async def _project(request: Request) -> str:
     keys = _key_cache(request)
     if not await keys.auth_required():
         return DEFAULT_PROJECT
@@ -50,42 +81,46 @@ def _key_cache(request: Request) -> KeyCache:
 
 async def db_session(request: Request) -> AsyncIterator[Session]:
     with Session(request.app.state.engine, expire_on_commit=False) as session:
-        yield session
+        try:
+            yield session
+        except UNAVAILABLE as exc:
+            raise database_unavailable(exc) from exc
 
 
 Project = Annotated[str, Depends(current_project)]
 DB = Annotated[Session, Depends(db_session)]
 
 
+@dataclass(slots=True)
 class ListParams:
     """limit / order / after / before, shared by every list endpoint."""
 
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        order: Literal["asc", "desc"] = "desc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> None:
-        self.limit = limit
-        self.order = order
-        self.after = after
-        self.before = before
+    limit: int = 20
+    order: Literal["asc", "desc"] = "desc"
+    after: str | None = None
+    before: str | None = None
 
 
-Listing = Annotated[ListParams, Depends()]
+# The query parameters are read by `async def` functions, not by the dataclass itself:
+# FastAPI calls a sync dependency (a class is one) through its thread pool, a hop that
+# cost a list request more than its SQL (bench/api_crud.py).
+async def list_params(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> ListParams:
+    return ListParams(limit, order, after, before)
 
 
-class FileListParams(ListParams):
+async def file_list_params(
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> ListParams:
     """/files pages are larger: limit 1-10,000, default 10,000, as in the spec."""
-
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
-        order: Literal["asc", "desc"] = "desc",
-        after: str | None = None,
-    ) -> None:
-        super().__init__(limit=limit, order=order, after=after, before=None)
+    return ListParams(limit, order, after, None)
 
 
-FileListing = Annotated[FileListParams, Depends()]
+Listing = Annotated[ListParams, Depends(list_params)]
+FileListing = Annotated[ListParams, Depends(file_list_params)]

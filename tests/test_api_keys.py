@@ -9,10 +9,13 @@ as an operator would run it next to a deployment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,12 +24,20 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
 
 from server.api_keys import CACHE_SECONDS, KeyCache, create_key, revoke_key
 from server.db import make_engine, migrate
 from tests.conftest import make_client, walk
-from tests.support.server_process import REPO, SERVER_PYTHON, ServerProcess, database_for
+from tests.support.server_process import (
+    REPO,
+    SERVER_PYTHON,
+    TEST_DATABASE_URL,
+    ServerProcess,
+    database_for,
+    free_port,
+)
 
 KEY_FORMAT = re.compile(r"sk-assistd-[A-Za-z0-9]{40}")
 ASSISTD = Path(SERVER_PYTHON).with_name("assistd")  # the installed console script
@@ -70,6 +81,17 @@ class Deployment:
             with engine.connect() as conn:
                 result = conn.execute(text("SELECT * FROM api_keys ORDER BY seq"))
                 return [dict(row._mapping) for row in result]
+        finally:
+            engine.dispose()
+
+    def tables(self) -> set[str]:
+        """The tables in the database (none, and no SQLite file made, before a migrate)."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+            return set()
+        engine = create_engine(url)
+        try:
+            return set(inspect(engine).get_table_names())
         finally:
             engine.dispose()
 
@@ -160,6 +182,24 @@ def test_revoke_accepts_id_listed_prefix_or_key_and_refuses_unknown(
     assert again.returncode == 0
     unknown = deployment.keys("revoke", "sk-assistd-nope", check=False)
     assert unknown.returncode == 1 and "no key" in unknown.stderr
+
+
+def test_list_and_revoke_never_migrate_and_say_to_run_migrate(
+    deployment: Deployment,
+) -> None:
+    """Only `keys create`, serve, worker and migrate change the schema: pointed at an
+    empty database, `list` and `revoke` exit non-zero, name the fix and leave it empty."""
+    for args in (["list"], ["revoke", "sk-assistd-AbCd1234"]):
+        done = deployment.keys(*args, check=False)
+        assert done.returncode != 0, done.stdout
+        assert "no assistd schema" in done.stderr and "assistd migrate" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert deployment.tables() == set()  # not even alembic_version
+
+    key = deployment.create_key("team-a")  # create migrates; then list and revoke work
+    assert "alembic_version" in deployment.tables()
+    assert key[:19] in deployment.keys("list").stdout
+    deployment.keys("revoke", key)
 
 
 def test_key_lifecycle_across_two_servers_open_then_required_then_revoked(
@@ -263,3 +303,154 @@ def test_key_lookups_reach_the_database_once_per_ttl(tmp_path: Path) -> None:
         assert asyncio.run(cache.auth_required())  # env keys: always required
     finally:
         engine.dispose()
+
+
+def test_key_cache_is_a_bounded_lru(tmp_path: Path) -> None:
+    """At the bound the least recently used entry goes, not the whole cache: a flood of
+    random keys cannot push the keys in use back to the database on every request."""
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    queries: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    now = [100.0]
+    cache = KeyCache(engine, {}, ttl=5.0, clock=lambda: now[0], max_entries=3)
+    busy = create_key(engine, "team-a")[1]
+
+    def lookups(*tokens: str) -> int:
+        """How many of these lookups reached the database."""
+        before = len(queries)
+        for token in tokens:
+            asyncio.run(cache.project_for(token))
+        return len(queries) - before
+
+    try:
+        assert lookups(busy) == 1
+        for i in range(50):  # a flood of unknown keys, the busy key used in between
+            assert lookups(f"sk-assistd-random-{i}") == 1
+            assert lookups(busy) == 0, f"busy key evicted after {i + 1} random keys"
+            assert len(cache) <= 3
+        assert lookups("sk-assistd-random-0") == 1  # long evicted
+        assert lookups("sk-assistd-random-49") == 0  # still cached
+        now[0] += 5.1  # the TTL still applies to every entry
+        assert lookups(busy, "sk-assistd-random-49") == 2
+    finally:
+        engine.dispose()
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of PostgreSQL that the test can cut (every
+    connection dropped, new ones refused) and restore: the database "goes away"."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self.listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.close()
+        with self.lock:
+            dropped, self.sockets = self.sockets, []
+        for sock in dropped:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="needs PostgreSQL to take away")
+def test_unreachable_database_is_a_503_in_the_error_envelope_then_recovers(
+    deployment: Deployment,
+) -> None:
+    db_key = deployment.create_key("team-a")
+    unused_key = deployment.create_key("team-a")  # never looked up before the outage
+    direct = make_url(deployment.database_url)
+    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432)
+    via_proxy = direct.set(host="127.0.0.1", port=proxy.port)
+    try:
+        server = deployment.start(
+            "api",
+            {
+                "DATABASE_URL": via_proxy.render_as_string(hide_password=False),
+                "ASSISTD_API_KEYS": f"{ENV_KEY}:alpha",
+            },
+        )
+        for key in (db_key, ENV_KEY):
+            make_client(server.base_url, key).beta.assistants.create(model="m")
+
+        proxy.cut()
+        # An uncached database key fails in the key lookup, an env key in the route.
+        for key in (unused_key, ENV_KEY):
+            r = httpx.get(
+                f"{server.base_url}/v1/assistants",
+                headers={"Authorization": f"Bearer {key}", "OpenAI-Beta": "assistants=v2"},
+                timeout=30,
+            )
+            assert r.status_code == 503, r.text
+            assert r.json() == {
+                "error": {
+                    "message": "The server could not reach its database. "
+                    "Please retry your request shortly.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "database_unavailable",
+                }
+            }
+        with pytest.raises(openai.InternalServerError) as err:  # what the SDK raises
+            make_client(server.base_url, unused_key).beta.threads.create()
+        assert err.value.status_code == 503 and err.value.code == "database_unavailable"
+        assert "unhandled error" not in server.log()  # no 500 path was taken
+
+        proxy.restore()  # back: the pool reconnects and every key works again
+
+        def answers(client: openai.OpenAI) -> bool:
+            try:
+                return bool(client.beta.assistants.list().data)
+            except openai.InternalServerError:
+                return False
+
+        for key in (unused_key, db_key, ENV_KEY):
+            eventually(lambda key=key: answers(make_client(server.base_url, key)), 10)
+    finally:
+        deployment.stop()
+        proxy.cut()

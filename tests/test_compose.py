@@ -78,14 +78,14 @@ def test_services_profiles_and_volumes_are_there(compose: dict[str, Any]) -> Non
     }
 
 
-def test_assistd_services_share_database_chroma_files_and_the_docker_socket(
-    compose: dict[str, Any],
-) -> None:
+DOCKER_SOCKET = "/var/run/docker.sock:/var/run/docker.sock"
+
+
+def test_assistd_services_share_database_chroma_and_files(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name in ("migrate", "api", "worker"):
         service = services[name]
         assert "files:/data" in service["volumes"], name
-        assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"], name
         env = {k: with_defaults(str(v)) for k, v in service["environment"].items()}
         assert env["HF_HUB_OFFLINE"] == "1" and env["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
         # The settings the server really reads from that environment.
@@ -98,6 +98,35 @@ def test_assistd_services_share_database_chroma_files_and_the_docker_socket(
     assert services["api"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
+
+
+def test_only_the_services_that_start_sandboxes_mount_the_docker_socket(
+    compose: dict[str, Any],
+) -> None:
+    """The socket is root on the host: api and worker start code-interpreter sessions;
+    migrate (which also runs `assistd keys ...`) and the rest never get it."""
+    mounting = {
+        name
+        for name, service in compose["services"].items()
+        if any("docker.sock" in str(volume) for volume in service.get("volumes", []))
+    }
+    assert mounting == {"api", "worker"}
+    for name in mounting:
+        assert DOCKER_SOCKET in compose["services"][name]["volumes"], name
+
+
+def test_api_host_ports_cover_the_replicas_with_room_to_scale(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    (mapping,) = api["ports"]
+    host, container = with_defaults(mapping).rsplit(":", 1)
+    assert container == "8000"
+    first, _, last = host.partition("-")
+    ports = range(int(first), int(last or first) + 1)
+    # One host port per replica: the range must hold every replica, and the 10 that
+    # docs/operations.md says `--scale api=N` can reach.
+    assert len(ports) >= api["deploy"]["replicas"]
+    assert len(ports) >= 10
+    assert f"{first}-{last}" in (REPO / "docs" / "operations.md").read_text()
 
 
 def test_every_assistd_command_parses_with_the_real_cli(compose: dict[str, Any]) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import os
+import random
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,13 @@ from openai import OpenAI
 from server.engine import states
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.scripted_model import Reply, ScriptedModel
-from tests.support.server_process import TEST_DATABASE_URL, ServerProcess, database_for
+from tests.support.server_process import (
+    REPO,
+    SERVER_PYTHON,
+    TEST_DATABASE_URL,
+    ServerProcess,
+    database_for,
+)
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE_URL is None, reason="replicas share PostgreSQL: the PostgreSQL pass runs these"
@@ -47,15 +55,45 @@ class Cluster:
         self.database_url = database_for(root)
         self.env = server_env(model_url, DATABASE_URL=self.database_url, **env)
         self.servers: list[ServerProcess] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
 
     def start(self, name: str, *args: str) -> ServerProcess:
         proc = ServerProcess(self.root / name, env=self.env, args=list(args)).start()
         self.servers.append(proc)
         return proc
 
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """`assistd worker` (the installed script): the worker loop without HTTP. Ready
+        once it logs so; it has no port to poll."""
+        data_dir = self.root / name
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "MODEL"))}
+        env.update({"ASSISTD_DATA_DIR": str(data_dir), **self.env})
+        log_path = data_dir / "worker.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [str(Path(SERVER_PYTHON).with_name("assistd")), "worker"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.workers.append(proc)
+        wait_until(
+            lambda: proc.poll() is not None or " ready (data dir " in log_path.read_text(),
+            timeout=60,
+            what=f"{name} to start",
+        )
+        assert proc.poll() is None, log_path.read_text()
+        return proc
+
     def stop(self) -> None:
         for proc in self.servers:
             proc.stop()
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
 
 
 @pytest.fixture
@@ -186,3 +224,126 @@ def test_one_thread_has_one_active_run_across_replicas(
     apis[1].beta.threads.runs.cancel(started[0].id, thread_id=thread.id)  # type: ignore[attr-defined]
     final = apis[2].beta.threads.runs.poll(started[0].id, thread_id=thread.id)  # type: ignore[attr-defined]
     assert final.status == "cancelled"
+
+
+def test_racing_runs_and_messages_on_one_thread_across_replicas(
+    cluster: Callable[..., Cluster], model: ScriptedModel
+) -> None:
+    """Run starts and message creates hit the same threads at once through three
+    replicas: each thread gets exactly one run, every other start and every message
+    that lands while that run is active gets 400, and each message that was accepted
+    is in the run's prompt (it came before the run; none slipped in after)."""
+    model.set_default(lambda body: Reply(kind="text", content="slow", delay=30))
+    c = cluster()
+    apis = clients([c.start(f"api-{i}") for i in range(3)])
+    assistant = apis[0].beta.assistants.create(model="gpt-4o")
+    threads = [
+        apis[0].beta.threads.create(messages=[{"role": "user", "content": f"t{t}"}]).id
+        for t in range(int(os.environ.get("ASSISTD_TEST_RACE_THREADS", "30")))
+    ]
+    attempts: list[tuple[str, int, str, int]] = []  # (kind, thread index, thread id, n)
+    for t, thread_id in enumerate(threads):
+        attempts += [("run", t, thread_id, n) for n in range(3)]
+        attempts += [("message", t, thread_id, n) for n in range(6)]
+    random.Random(7).shuffle(attempts)
+
+    def attempt(i: int) -> tuple[str, int, str, object]:
+        kind, t, thread_id, n = attempts[i]
+        api = apis[i % 3]
+        try:
+            if kind == "run":
+                result: object = api.beta.threads.runs.create(thread_id, assistant_id=assistant.id)
+            else:
+                result = api.beta.threads.messages.create(
+                    thread_id, role="user", content=f"t{t}-m{n}"
+                )
+        except openai.BadRequestError as exc:
+            result = exc
+        return kind, t, thread_id, result
+
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(attempt, range(len(attempts))))
+
+    started: dict[int, Any] = {}
+    accepted: dict[int, set[str]] = collections.defaultdict(set)
+    for kind, t, _, result in results:
+        if isinstance(result, openai.BadRequestError):
+            assert result.status_code == 400
+            assert result.body["type"] == "invalid_request_error"  # type: ignore[index]
+        elif kind == "run":
+            assert t not in started, f"thread {t} got two active runs"
+            started[t] = result
+        else:
+            accepted[t].add(result.content[0].text.value)  # type: ignore[attr-defined]
+    assert sorted(started) == list(range(len(threads)))
+    refused = [r for k, _, _, r in results if k == "run" and isinstance(r, Exception)]
+    assert len(refused) == 2 * len(threads)
+
+    # Every run reached the model with the thread as it was when the run started: all
+    # the messages accepted for that thread, since none may be added while it runs.
+    prompts = {
+        next(m["content"] for m in r["messages"] if m["role"] == "user"): r
+        for r in model.wait_for_requests(len(threads), timeout=60)
+    }
+    for t in range(len(threads)):
+        seen = {m["content"] for m in prompts[f"t{t}"]["messages"] if m["role"] == "user"}
+        assert accepted[t] <= seen, f"thread {t}: {accepted[t] - seen} added during its run"
+    for t, run in started.items():
+        with pytest.raises(openai.BadRequestError):  # still active: still refused
+            apis[t % 3].beta.threads.messages.create(threads[t], role="user", content="late")
+        apis[t % 3].beta.threads.runs.cancel(run.id, thread_id=threads[t])
+
+
+def test_api_without_worker_plus_assistd_worker_runs_and_stops_on_sigterm(
+    cluster: Callable[..., Cluster], model: ScriptedModel
+) -> None:
+    """The split deployment: `serve --no-worker` takes requests and executes nothing;
+    `assistd worker` executes the runs; SIGTERM stops it within its grace period, exit
+    status 0, with the run it was executing handed back to the next worker."""
+    c = cluster(ASSISTD_SHUTDOWN_GRACE_SECONDS="1")
+    api = make_client(c.start("api", "--no-worker").base_url, KEY_ALPHA)
+    assistant = api.beta.assistants.create(model="gpt-4o")
+    started = []
+    for i in range(5):
+        thread = api.beta.threads.create(messages=[{"role": "user", "content": f"job-{i}"}])
+        run = api.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+        started.append((thread.id, run.id))
+    time.sleep(1)  # the API process executes nothing
+    assert {api.beta.threads.runs.retrieve(r, thread_id=t).status for t, r in started} == {"queued"}
+    assert model.requests == []
+
+    worker = c.start_worker("worker-a")
+
+    def all_completed() -> bool:
+        return all(
+            api.beta.threads.runs.retrieve(r, thread_id=t).status == "completed" for t, r in started
+        )
+
+    wait_until(all_completed, timeout=60, what="the worker to complete the runs")
+    for i, (thread_id, run_id) in enumerate(started):
+        (answer,) = api.beta.threads.messages.list(thread_id=thread_id, run_id=run_id).data
+        assert answer.content[0].text.value == f"You said: job-{i}"  # type: ignore[union-attr]
+
+    # SIGTERM with a run in flight: the worker waits its 1 s grace, hands the run back
+    # and exits 0; the next worker fails that run at once (its lease was made to lapse).
+    model.set_default(lambda body: Reply(kind="text", content="slow", delay=30))
+    thread = api.beta.threads.create(messages=[{"role": "user", "content": "in flight"}])
+    run = api.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+    wait_until(lambda: len(model.requests) == 6, timeout=30, what="the run to reach the model")
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 0
+    assert time.monotonic() - signalled < 8
+    log = (c.root / "worker-a" / "worker.log").read_text()
+    assert "Traceback" not in log, log
+    c.start_worker("worker-b")
+    final = wait_until(
+        lambda: (
+            (r := api.beta.threads.runs.retrieve(run.id, thread_id=thread.id)).status
+            in states.TERMINAL
+            and r
+        ),
+        timeout=30,
+        what="the handed-back run to end",
+    )
+    assert final.status == "failed" and final.last_error.code == "server_error"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, func, select
 
-from server.crud import files, messages, steps
+from server.crud import files, messages, steps, vector_stores
 from server.engine import states
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
@@ -70,39 +70,63 @@ def load(session: Session, run_id: str) -> Run:
     return row
 
 
-def _claim_thread(session: Session, thread: Thread, run_id: str) -> None:
-    """Make `run_id` the thread's one active run, or refuse with 400 (never 409)."""
-    claimed = session.exec(  # type: ignore[call-overload]
-        update(Thread)
-        .where(Thread.id == thread.id, Thread.active_run_id.is_(None))  # type: ignore[union-attr]
-        .values(active_run_id=run_id)
-    ).rowcount
-    if claimed:
-        return
-    active = session.exec(select(Thread.active_run_id).where(Thread.id == thread.id)).one()
-    status = session.exec(select(Run.status).where(Run.id == active)).first()
-    if status is None or status in states.TERMINAL:
+def _lock_idle_thread(session: Session, thread_id: str, run_id: str | None) -> str | None:
+    """Set the thread's `active_run_id` to `run_id` unless a run is active there; returns
+    None on success, else the active run's id.
+
+    The check is the conditional UPDATE itself, so the database decides, not a read made
+    earlier: the matched row stays locked until the session commits (PostgreSQL's row
+    lock; SQLite's write lock), and a racing claim waits for that commit and then sees
+    the new value. `run_id=None` only takes the lock: a message create holds it until
+    its insert commits, so no run can start between its check and its write.
+    """
+    active: str | None = None
+    # A message create (run_id None) has loaded no Thread instance to keep in step with
+    # the UPDATE; skipping the ORM's synchronisation was a fifth of its CPU.
+    sync = {"synchronize_session": "auto" if run_id else False}
+    for _ in range(3):
+        taken = session.exec(  # type: ignore[call-overload]
+            update(Thread)
+            .where(Thread.id == thread_id, Thread.active_run_id.is_(None))  # type: ignore[union-attr]
+            .values(active_run_id=run_id),
+            execution_options=sync,
+        ).rowcount
+        if taken:
+            return None
+        active = session.exec(select(Thread.active_run_id).where(Thread.id == thread_id)).one()
+        if active is None:
+            continue  # the run ended in between: try again
+        status = session.exec(select(Run.status).where(Run.id == active)).first()
+        if status is not None and status not in states.TERMINAL:
+            return active
         # A stale pointer (e.g. the run was deleted with a crash in between): take over.
         taken = session.exec(  # type: ignore[call-overload]
             update(Thread)
-            .where(Thread.id == thread.id, Thread.active_run_id == active)
-            .values(active_run_id=run_id)
+            .where(Thread.id == thread_id, Thread.active_run_id == active)
+            .values(active_run_id=run_id),
+            execution_options=sync,
         ).rowcount
         if taken:
-            return
-    raise bad_request(
-        f"Thread {thread.id} already has an active run {active}.", code="thread_locked"
-    )
+            return None
+    session.rollback()  # refused: release the lock now, not when the request ends
+    return active
 
 
-def require_no_active_run(session: Session, thread: Thread) -> None:
-    """`thread` must have been loaded in this session (its active_run_id is current)."""
-    active = thread.active_run_id
-    if active is None:
-        return
-    status = session.exec(select(Run.status).where(Run.id == active)).first()
-    if status is not None and status not in states.TERMINAL:
-        raise bad_request(f"Can't add messages to {thread.id} while a run {active} is active.")
+def _claim_thread(session: Session, thread: Thread, run_id: str) -> None:
+    """Make `run_id` the thread's one active run, or refuse with 400 (never 409)."""
+    active = _lock_idle_thread(session, thread.id, run_id)
+    if active is not None:
+        raise bad_request(
+            f"Thread {thread.id} already has an active run {active}.", code="thread_locked"
+        )
+
+
+def require_no_active_run(session: Session, thread_id: str) -> None:
+    """Refuse (400) a message while a run is active on the thread. Otherwise the thread's
+    row stays locked until this session commits: make the write, then commit."""
+    active = _lock_idle_thread(session, thread_id, None)
+    if active is not None:
+        raise bad_request(f"Can't add messages to {thread_id} while a run {active} is active.")
 
 
 def create(
@@ -171,6 +195,12 @@ def create(
     )
     _check_tool_choice(run)
     session.add(run)
+    # Their file_search attachments join the thread's vector store as a message's do,
+    # in this transaction: the run can only start once they are queued for ingestion
+    # (and it waits for them before it searches).
+    vector_stores.add_attachments(
+        session, project, thread, messages.file_search_ids(additional_messages or []), commit=False
+    )
     session.commit()
     return run
 

@@ -8,6 +8,7 @@ fields of openai==1.20.0's types, the last SDK that spoke v1.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 JSON = dict[str, Any]
@@ -108,29 +109,46 @@ def unique(ids: list[Any]) -> list[Any]:
     return list(dict.fromkeys(ids))
 
 
+# The one tool v2 renamed: v1's `retrieval` is v2's `file_search`. Tools, tool_choice and
+# tool calls all go through `_retyped`, in either direction.
+V1_FILE_TOOL, V2_FILE_TOOL = "retrieval", "file_search"
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    return isinstance(value, dict) and value.get("type") == kind
+
+
+def _retyped(value: Any, old: str, new: str) -> Any:
+    """A tool, tool_choice or tool call of type `old` as bare type `new` (neither side's
+    options mean anything to the other: v1's retrieval has none); anything else as is."""
+    return {"type": new} if _is_type(value, old) else value
+
+
+def _retyped_all(values: Any, old: str, new: str) -> Any:
+    """`_retyped` over a list; a non-list (malformed) is left for v2 validation."""
+    return [_retyped(v, old, new) for v in values] if isinstance(values, list) else values
+
+
+def _with(obj: JSON, **rewrites: Callable[[Any], Any]) -> JSON:
+    """A copy of `obj` with each field named in `rewrites` that it has passed through
+    that function; fields it lacks stay absent."""
+    return {k: rewrites[k](v) if k in rewrites else v for k, v in obj.items()}
+
+
 # --- requests: v1 -> v2 ----------------------------------------------------------------
 
 
 def tools_to_v2(tools: Any) -> Any:
     """`retrieval` -> `file_search`; anything malformed is left for v2 validation."""
-    if not isinstance(tools, list):
-        return tools
-    return [
-        {"type": "file_search"} if isinstance(t, dict) and t.get("type") == "retrieval" else t
-        for t in tools
-    ]
+    return _retyped_all(tools, V1_FILE_TOOL, V2_FILE_TOOL)
 
 
 def has_file_search(tools: Any) -> bool:
-    return isinstance(tools, list) and any(
-        isinstance(t, dict) and t.get("type") == "file_search" for t in tools
-    )
+    return isinstance(tools, list) and any(_is_type(t, V2_FILE_TOOL) for t in tools)
 
 
 def tool_choice_to_v2(choice: Any) -> Any:
-    if isinstance(choice, dict) and choice.get("type") == "retrieval":
-        return {**choice, "type": "file_search"}
-    return choice
+    return _retyped(choice, V1_FILE_TOOL, V2_FILE_TOOL)
 
 
 def assistant_resources(file_ids: Any, tools: Any) -> JSON:
@@ -145,9 +163,7 @@ def assistant_resources(file_ids: Any, tools: Any) -> JSON:
 
 
 def assistant_create_to_v2(body: JSON) -> JSON:
-    out = dict(body)
-    if "tools" in out:
-        out["tools"] = tools_to_v2(out["tools"])
+    out = _with(body, tools=tools_to_v2)
     file_ids = out.pop("file_ids", None)
     if file_ids:
         out["tool_resources"] = assistant_resources(file_ids, out.get("tools"))
@@ -174,33 +190,23 @@ def messages_to_v2(messages: Any) -> Any:
 
 
 def thread_create_to_v2(body: JSON) -> JSON:
-    out = dict(body)
-    if "messages" in out:
-        out["messages"] = messages_to_v2(out["messages"])
-    return out
-
-
-def run_options_to_v2(body: JSON) -> JSON:
-    out = dict(body)
-    if "tools" in out:
-        out["tools"] = tools_to_v2(out["tools"])
-    if "tool_choice" in out:
-        out["tool_choice"] = tool_choice_to_v2(out["tool_choice"])
-    return out
+    return _with(body, messages=messages_to_v2)
 
 
 def run_create_to_v2(body: JSON) -> JSON:
-    out = run_options_to_v2(body)
-    if "additional_messages" in out:
-        out["additional_messages"] = messages_to_v2(out["additional_messages"])
-    return out
+    return _with(
+        body,
+        tools=tools_to_v2,
+        tool_choice=tool_choice_to_v2,
+        additional_messages=messages_to_v2,
+    )
 
 
 def thread_and_run_to_v2(body: JSON) -> JSON:
-    out = run_options_to_v2(body)
-    if isinstance(out.get("thread"), dict):
-        out["thread"] = thread_create_to_v2(out["thread"])
-    return out
+    def thread(value: Any) -> Any:
+        return thread_create_to_v2(value) if isinstance(value, dict) else value
+
+    return _with(body, tools=tools_to_v2, tool_choice=tool_choice_to_v2, thread=thread)
 
 
 _PARAM_RULES = (
@@ -228,18 +234,11 @@ def pick(obj: JSON, keys: tuple[str, ...]) -> JSON:
 
 
 def tools_to_v1(tools: Any) -> Any:
-    if not isinstance(tools, list):
-        return tools
-    return [
-        {"type": "retrieval"} if isinstance(t, dict) and t.get("type") == "file_search" else t
-        for t in tools
-    ]
+    return _retyped_all(tools, V2_FILE_TOOL, V1_FILE_TOOL)
 
 
 def tool_choice_to_v1(choice: Any) -> Any:
-    if isinstance(choice, dict) and choice.get("type") == "file_search":
-        return {"type": "retrieval"}
-    return choice
+    return _retyped(choice, V2_FILE_TOOL, V1_FILE_TOOL)
 
 
 def assistant_file_ids(assistant: JSON) -> list[str]:
@@ -291,10 +290,8 @@ def message_to_v1(obj: JSON) -> JSON:
 
 
 def message_delta_to_v1(obj: JSON) -> JSON:
-    delta = dict(obj.get("delta") or {})
+    delta = _with(obj.get("delta") or {}, content=content_to_v1)
     delta.pop("attachments", None)
-    if "content" in delta:
-        delta["content"] = content_to_v1(delta["content"])
     return {**obj, "delta": delta}
 
 
@@ -308,9 +305,9 @@ def run_to_v1(obj: JSON, file_ids: list[str]) -> JSON:
 
 def tool_call_to_v1(call: Any) -> Any:
     """A file_search call -> v1's retrieval call, whose body was always empty."""
-    if not isinstance(call, dict) or call.get("type") != "file_search":
+    if not _is_type(call, V2_FILE_TOOL):
         return call
-    out: JSON = {"id": call.get("id"), "type": "retrieval", "retrieval": {}}
+    out: JSON = {"id": call.get("id"), "type": V1_FILE_TOOL, V1_FILE_TOOL: {}}
     if "index" in call:
         out = {"index": call["index"], **out}
     return out
@@ -329,7 +326,4 @@ def step_to_v1(obj: JSON) -> JSON:
 
 
 def step_delta_to_v1(obj: JSON) -> JSON:
-    delta = dict(obj.get("delta") or {})
-    if "step_details" in delta:
-        delta["step_details"] = step_details_to_v1(delta["step_details"])
-    return {**obj, "delta": delta}
+    return {**obj, "delta": _with(obj.get("delta") or {}, step_details=step_details_to_v1)}
