@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, inspect
+from sqlalchemy import inspect
 from sqlmodel import Session, select
 
 from server.crud import files
@@ -69,39 +70,47 @@ def file_search_ids(bodies: list[MessageCreate]) -> list[str]:
     ]
 
 
+def _values(project: str, thread_id: str, body: MessageCreate, created_at: int) -> dict[str, Any]:
+    """A user/assistant message's attributes as the create endpoints store it."""
+    return {
+        "id": new_id("message"),
+        "project": project,
+        "thread_id": thread_id,
+        "created_at": created_at,
+        "role": body.role,
+        "content": content_to_api(body.content),
+        "attachments": [
+            {"file_id": a.file_id, "tools": [t.model_dump() for t in a.tools]}
+            for a in body.attachments or []
+        ],
+        "status": "completed",
+        "completed_at": created_at,
+        "meta": body.metadata or {},
+    }
+
+
 def build(project: str, thread_id: str, body: MessageCreate, created_at: int) -> Message:
-    """A user/assistant message as the create endpoints store it (not yet added)."""
-    attachments: list[dict[str, Any]] = [
-        {"file_id": a.file_id, "tools": [t.model_dump() for t in a.tools]}
-        for a in body.attachments or []
-    ]
-    return Message(
-        id=new_id("message"),
-        project=project,
-        thread_id=thread_id,
-        created_at=created_at,
-        role=body.role,
-        content=content_to_api(body.content),
-        attachments=attachments,
-        status="completed",
-        completed_at=created_at,
-        meta=body.metadata or {},
-    )
+    """The message as an ORM row (not yet added), for inserts in a larger unit of work."""
+    return Message(**_values(project, thread_id, body, created_at))
+
+
+# attribute name -> column name (`meta` is stored as `metadata`), for Core inserts.
+_COLUMNS = {prop.key: prop.columns[0].key for prop in inspect(Message).column_attrs}
+# What a message made by a create endpoint leaves unset (NULL in the row).
+_UNSET = dict.fromkeys(("assistant_id", "run_id", "incomplete_details", "incomplete_at"))
 
 
 def create(session: Session, project: str, thread_id: str, body: MessageCreate) -> MessageObject:
-    """Insert with Core and answer from the same values: the hottest write of the API,
-    and the ORM unit of work would double its cost for a row nobody edits here."""
+    """A Core insert answered from the same values: the hottest write of the API, where
+    building an ORM instance and flushing it cost more than the statement."""
     files.require_files(session, project, file_refs(body, ""))
-    row = build(project, thread_id, body, now())
-    values = {
-        prop.key: getattr(row, prop.key)
-        for prop in inspect(Message).column_attrs
-        if prop.key != "seq"
-    }
-    session.execute(insert(Message), [values])
+    values = _values(project, thread_id, body, now())
+    session.connection().execute(
+        Message.__table__.insert(),  # type: ignore[attr-defined]
+        {_COLUMNS[key]: value for key, value in values.items()},
+    )
     session.commit()
-    return to_api(row)
+    return to_api(SimpleNamespace(**_UNSET, **values))
 
 
 def update_metadata(session: Session, row: Message, metadata: dict[str, str] | None) -> Message:

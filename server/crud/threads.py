@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, delete, select
 
 from server.crud import files, messages, runs, vector_stores
@@ -28,6 +29,23 @@ def get(session: Session, project: str, thread_id: str) -> Thread:
     if row is None:
         raise not_found("thread", thread_id)
     return row
+
+
+_EXISTS = (
+    select(Thread.__table__.c.id)  # type: ignore[attr-defined]
+    .where(
+        Thread.__table__.c.project == bindparam("project"),  # type: ignore[attr-defined]
+        Thread.__table__.c.id == bindparam("id"),  # type: ignore[attr-defined]
+    )
+    .limit(1)
+)
+
+
+def require(session: Session, project: str, thread_id: str) -> None:
+    """404 unless the thread exists in this project. For routes that only scope by the
+    thread: one prebuilt Core statement, no ORM instance (bench/api_crud.py)."""
+    if session.connection().execute(_EXISTS, {"project": project, "id": thread_id}).first() is None:
+        raise not_found("thread", thread_id)
 
 
 def create(session: Session, project: str, body: ThreadCreate) -> Thread:

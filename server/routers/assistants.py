@@ -10,8 +10,9 @@ from server.deps import DB, Listing, Project
 from server.models import Assistant
 from server.protocol.assistants import AssistantCreate, AssistantObject, AssistantUpdate
 from server.protocol.common import Deleted, ListPage
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
+router = APIRouter(prefix="/v1/assistants", tags=["assistants"], route_class=JSONRoute)
 
 
 @router.post("")

@@ -19,9 +19,10 @@ from server.ids import now
 from server.models import StoredFile
 from server.protocol.common import Deleted, ListPage
 from server.protocol.files import UPLOAD_PURPOSES, FileObject
+from server.routers.json_route import JSONRoute
 from server.storage import BlobStore, TooLarge
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], route_class=JSONRoute)
 
 MIN_EXPIRY, MAX_EXPIRY = 3600, 2_592_000
 

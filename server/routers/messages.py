@@ -11,16 +11,22 @@ from server.deps import DB, Listing, Project
 from server.models import Message
 from server.protocol.common import Deleted, ListPage
 from server.protocol.messages import MessageCreate, MessageObject, MessageUpdate
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
+router = APIRouter(
+    prefix="/v1/threads/{thread_id}/messages", tags=["messages"], route_class=JSONRoute
+)
 
 
 @router.post("")
 def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
-    thread = threads.get(db, project, thread_id)
-    runs.require_no_active_run(db, thread)
+    threads.require(db, project, thread_id)
+    runs.require_no_active_run(db, thread_id)
     message = crud.create(db, project, thread_id, body)
-    vector_stores.add_attachments(db, project, thread, crud.file_search_ids([body]))
+    file_search_ids = crud.file_search_ids([body])
+    if file_search_ids:  # the thread row only when its vector store is needed
+        thread = threads.get(db, project, thread_id)
+        vector_stores.add_attachments(db, project, thread, file_search_ids)
     return message
 
 
@@ -28,7 +34,7 @@ def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB
 def list_messages(
     thread_id: str, project: Project, db: DB, page: Listing, run_id: str | None = None
 ) -> ListPage[MessageObject]:
-    threads.get(db, project, thread_id)
+    threads.require(db, project, thread_id)
     scope = [Message.project == project, Message.thread_id == thread_id]
     if run_id is not None:
         scope.append(Message.run_id == run_id)
@@ -37,7 +43,7 @@ def list_messages(
 
 @router.get("/{message_id}")
 def get_message(thread_id: str, message_id: str, project: Project, db: DB) -> MessageObject:
-    threads.get(db, project, thread_id)
+    threads.require(db, project, thread_id)
     return crud.to_api(crud.get(db, project, thread_id, message_id))
 
 
@@ -45,13 +51,13 @@ def get_message(thread_id: str, message_id: str, project: Project, db: DB) -> Me
 def update_message(
     thread_id: str, message_id: str, body: MessageUpdate, project: Project, db: DB
 ) -> MessageObject:
-    threads.get(db, project, thread_id)
+    threads.require(db, project, thread_id)
     row = crud.get(db, project, thread_id, message_id)
     return crud.to_api(crud.update_metadata(db, row, body.metadata))
 
 
 @router.delete("/{message_id}")
 def delete_message(thread_id: str, message_id: str, project: Project, db: DB) -> Deleted:
-    threads.get(db, project, thread_id)
+    threads.require(db, project, thread_id)
     crud.delete(db, crud.get(db, project, thread_id, message_id))
     return Deleted(id=message_id, object="thread.message.deleted")

@@ -31,8 +31,9 @@ from server.protocol.runs import (
     ThreadAndRunCreate,
 )
 from server.protocol.threads import ThreadCreate
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JSONRoute)
 Include = Annotated[list[str], Query(alias="include[]")]
 Event = tuple[str, Any]
 _background: set[asyncio.Task[None]] = set()  # strong references to fire-and-forget tasks

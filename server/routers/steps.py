@@ -15,8 +15,11 @@ from server.models import RetrievalTrace, RunStep
 from server.protocol.common import ListPage
 from server.protocol.runs import RunStepObject
 from server.protocol.vector_stores import TraceObject
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
+router = APIRouter(
+    prefix="/v1/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"], route_class=JSONRoute
+)
 Include = Annotated[list[str], Query(alias="include[]")]
 
 

@@ -8,8 +8,9 @@ from server.crud import threads as crud
 from server.deps import DB, Project
 from server.protocol.common import Deleted
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/threads", tags=["threads"])
+router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute)
 
 
 @router.post("")

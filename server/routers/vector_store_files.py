@@ -23,8 +23,11 @@ from server.protocol.vector_stores import (
     VectorStoreFileObject,
     VectorStoreFileUpdate,
 )
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}", tags=["vector store files"])
+router = APIRouter(
+    prefix="/v1/vector_stores/{vector_store_id}", tags=["vector store files"], route_class=JSONRoute
+)
 # The SDK's *_and_poll helpers wait this long between polls (their default is 1 s).
 POLL_AFTER_MS = "100"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.filters import InvalidFilter, validate_filters
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project
-from server.errors import bad_request
+from server.errors import APIError, bad_request
 from server.models import VectorStore
 from server.protocol.common import Deleted, ListPage
 from server.protocol.vector_stores import (
@@ -20,8 +21,9 @@ from server.protocol.vector_stores import (
     VectorStoreObject,
     VectorStoreUpdate,
 )
+from server.routers.json_route import JSONRoute
 
-router = APIRouter(prefix="/v1/vector_stores", tags=["vector stores"])
+router = APIRouter(prefix="/v1/vector_stores", tags=["vector stores"], route_class=JSONRoute)
 
 
 @router.post("")
@@ -83,14 +85,20 @@ def search_vector_store(
     except InvalidFilter as exc:
         raise bad_request(str(exc), param=exc.param) from None
     options = body.ranking_options
-    trace = request.app.state.retrieval.search(
-        [(row.id, row.embedding_model)],
-        queries,
-        max_num_results=body.max_num_results,
-        score_threshold=options.score_threshold if options else 0.0,
-        filters=body.filters,
-        ranker=options.ranker if options else "auto",
-    )
+    try:
+        trace = request.app.state.retrieval.search(
+            [(row.id, row.embedding_model)],
+            queries,
+            max_num_results=body.max_num_results,
+            score_threshold=options.score_threshold if options else 0.0,
+            filters=body.filters,
+            ranker=options.ranker if options else "auto",
+        )
+    except UnknownEmbeddingModel as exc:
+        # The store's model is no longer offered (the operator took it off the list).
+        raise bad_request(str(exc), param="vector_store_id") from None
+    except EmbeddingModelUnavailable as exc:
+        raise APIError(500, str(exc), type="server_error", code="server_error") from None
     crud.touch(db, [row.id])
     return SearchResultsPage(
         search_query=queries,
