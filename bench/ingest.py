@@ -25,7 +25,6 @@ Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -44,6 +43,7 @@ import numpy as np  # noqa: E402
 
 from retrieval import ChunkIndex, chunk_document, get_embedder, parse_file  # noqa: E402
 from retrieval.chunking import Chunk  # noqa: E402
+from tests.support.documents import pdf_bytes  # noqa: E402
 
 DATA = REPO / "bench" / "data" / "retrieval_eval"
 FORMATS = (".md", ".txt", ".html", ".pdf")
@@ -58,37 +58,6 @@ def sentences() -> list[str]:
     text = " ".join(p.read_text() for p in sorted((DATA / "docs").iterdir()))
     text = re.sub(r"[#|`*-]+", " ", text)
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) > 4]
-
-
-def pdf_bytes(pages: list[str]) -> bytes:
-    """A minimal valid PDF with one Helvetica text line per input line."""
-    objs = ["<< /Type /Catalog /Pages 2 0 R >>", "", ""]
-    objs[2] = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-    kids = []
-    for page in pages:
-        lines = [ln.replace("\\", "").replace("(", "").replace(")", "") for ln in page.split("\n")]
-        stream = "\n".join(["BT", "/F1 9 Tf", "11 TL", "40 760 Td"])
-        stream += "".join(f"\n({ln}) Tj T*" for ln in lines) + "\nET"
-        objs.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
-        objs.append(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            f"/Resources << /Font << /F1 3 0 R >> >> /Contents {len(objs)} 0 R >>"
-        )
-        kids.append(len(objs))
-    objs[1] = f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objs, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1", "replace"))
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode())
-    out.write("".join(f"{o:010d} 00000 n \n" for o in offsets).encode())
-    out.write(
-        f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
 
 
 def make_corpus(folder: Path, words: int, rng: random.Random) -> list[tuple[Path, str]]:

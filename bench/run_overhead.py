@@ -126,31 +126,38 @@ def direct_chat(client: OpenAI, request: dict[str, Any]) -> tuple[float, float]:
 
 async def litellm_direct(
     config: Path, request: dict[str, Any], rounds: int
-) -> list[tuple[float, float]]:
-    """The same call through litellm's Router in this process, as assistd makes it: the
-    share of the overhead that is litellm's own."""
+) -> tuple[list[tuple[float, float]], float]:
+    """The same call through litellm in this process, exactly as assistd makes it
+    (`litellm.acompletion` with the route's params, as `direct_routes` picks for a name
+    with one deployment and no fallbacks): the share of the overhead that is litellm's
+    own. Also returns litellm's CPU milliseconds per call in this process."""
     import litellm
 
-    from server.engine.model_client import load_models_config
+    from server.engine.model_client import direct_routes, load_models_config
 
     litellm.disable_streaming_logging = True
-    model_list, _ = load_models_config(config)
-    router = litellm.Router(model_list=model_list, num_retries=0)
+    model_list, fallbacks = load_models_config(config)
+    params = direct_routes(model_list, fallbacks)["m200"]
     out: list[tuple[float, float]] = []
-    for _ in range(rounds + 1):
+    cpu0 = 0.0
+    for i in range(rounds + 1):
+        if i == 1:
+            cpu0 = time.process_time()
         t0 = time.perf_counter()
         first = float("nan")
-        stream = await router.acompletion(
-            model="m200",
+        stream = await litellm.acompletion(
+            **params,
             messages=request["messages"],
             stream=True,
             stream_options={"include_usage": True},
+            num_retries=0,
         )
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content and first != first:
                 first = time.perf_counter() - t0
         out.append((time.perf_counter() - t0, first))
-    return out[1:]  # the first call warms litellm up
+    cpu_ms = (time.process_time() - cpu0) * 1000 / rounds
+    return out[1:], cpu_ms  # the first call warms litellm up
 
 
 async def burst(base_url: str, assistant_id: str, n: int) -> tuple[float, int, int]:
@@ -213,7 +220,7 @@ def main() -> None:
             for _ in range(rounds):
                 runs.append(streamed_run(client, fast_asst.id))
                 chats.append(direct_chat(direct, request))
-            litellm_times = asyncio.run(litellm_direct(config, request, rounds))
+            litellm_times, litellm_cpu_ms = asyncio.run(litellm_direct(config, request, rounds))
             print(f"measuring a burst of {burst_n} streamed runs ...", flush=True)
             assert server.proc is not None
             cpu0 = cpu_seconds(server.proc.pid)
@@ -239,9 +246,13 @@ def main() -> None:
     print(f"  {'direct chat stream':<28} {chat_total:8.1f} {chat_first:12.1f}")
     lite_total = p50([r[0] for r in litellm_times]) * 1000
     lite_first = p50([r[1] for r in litellm_times]) * 1000
-    print(f"  {'litellm Router, in-process':<28} {lite_total:8.1f} {lite_first:12.1f}")
+    print(f"  {'litellm, in-process':<28} {lite_total:8.1f} {lite_first:12.1f}")
     print(f"  {'run - direct (paired p50)':<28} {overhead:8.1f} {first_extra:12.1f}")
     print(f"  ratio total x{run_total / chat_total:.3f}")
+    print(
+        f"  litellm alone: +{lite_total - chat_total:.1f} ms total, "
+        f"+{lite_first - chat_first:.1f} ms first delta, {litellm_cpu_ms:.1f} ms CPU per call"
+    )
     print(f"\nburst: {burst_n} streamed runs at once, model latency 1 s:")
     print(f"  wall {wall:.2f} s, completed {completed}, errors {errors}")
     print(f"  server CPU per run {burst_cpu_ms:.1f} ms ({os.cpu_count()} cores shared with the")

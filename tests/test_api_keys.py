@@ -273,13 +273,19 @@ def test_public_bind_is_allowed_once_a_database_key_exists(deployment: Deploymen
     assert refused(make_client(server.base_url, "anything-locally"))
 
 
-def test_key_lookups_reach_the_database_once_per_ttl(tmp_path: Path) -> None:
-    """The hot path in-process: a fake clock instead of sleeping through the TTL."""
+def counted_engine(tmp_path: Path) -> tuple[Any, list[str]]:
+    """A migrated SQLite engine and the list of every statement it executes."""
     url = f"sqlite:///{tmp_path / 'keys.db'}"
     migrate(url)
     engine = make_engine(url)
     queries: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    return engine, queries
+
+
+def test_key_lookups_reach_the_database_once_per_ttl(tmp_path: Path) -> None:
+    """The hot path in-process: a fake clock instead of sleeping through the TTL."""
+    engine, queries = counted_engine(tmp_path)
     now = [100.0]
     cache = KeyCache(engine, {"sk-env-key": "envproj"}, ttl=5.0, clock=lambda: now[0])
     _, key = create_key(engine, "team-a")
@@ -308,11 +314,7 @@ def test_key_lookups_reach_the_database_once_per_ttl(tmp_path: Path) -> None:
 def test_key_cache_is_a_bounded_lru(tmp_path: Path) -> None:
     """At the bound the least recently used entry goes, not the whole cache: a flood of
     random keys cannot push the keys in use back to the database on every request."""
-    url = f"sqlite:///{tmp_path / 'keys.db'}"
-    migrate(url)
-    engine = make_engine(url)
-    queries: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    engine, queries = counted_engine(tmp_path)
     now = [100.0]
     cache = KeyCache(engine, {}, ttl=5.0, clock=lambda: now[0], max_entries=3)
     busy = create_key(engine, "team-a")[1]

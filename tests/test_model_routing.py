@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from server.engine.model_client import direct_routes
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.scripted_model import ScriptedModel, start_scripted_model
 from tests.support.server_process import ServerProcess
@@ -99,3 +100,24 @@ def test_no_route_at_all_fails_the_run_clearly(tmp_path, model) -> None:
         assert "MODEL_BASE_URL" in run.last_error.message
     finally:
         proc.stop()
+
+
+def test_only_names_the_router_has_no_work_for_skip_it() -> None:
+    """One deployment, no fallback chain, no rate limits: called with litellm directly.
+    Anything the Router would act on (fallbacks, load balancing, rpm/tpm) keeps it."""
+
+    def entry(name: str, model: str, **params: object) -> dict[str, object]:
+        return {"model_name": name, "litellm_params": {"model": model, **params}}
+
+    model_list = [
+        entry("plain", "openai/plain-v1", api_base="http://m/v1", api_key="k"),
+        entry("primary", "openai/p"),
+        entry("backup", "openai/b"),
+        entry("balanced", "openai/x1"),
+        entry("balanced", "openai/x2"),
+        entry("limited", "openai/l", rpm=10),
+    ]
+    direct = direct_routes(model_list, [{"primary": ["backup"]}])
+    assert direct == {
+        "plain": {"model": "openai/plain-v1", "api_base": "http://m/v1", "api_key": "k"}
+    }
