@@ -3,6 +3,7 @@ real ingestion (parsers, the bundled MiniLM, Chroma) in a real server process.""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -667,8 +668,12 @@ def test_a_store_can_use_a_second_embedding_model_the_operator_offers(
     assert err.value.body["param"] == "embedding_model"  # type: ignore[index]
 
 
-def test_a_model_that_fails_to_load_fails_the_file_and_the_search_cleanly(
-    op_client: OpenAI, op_http: httpx.Client, operator: tuple[ServerProcess, Path], tmp_path: Path
+def test_a_model_that_fails_to_load_fails_the_file_the_search_and_the_run_cleanly(
+    op_client: OpenAI,
+    op_http: httpx.Client,
+    operator: tuple[ServerProcess, Path],
+    scripted: Any,
+    tmp_path: Path,
 ) -> None:
     server, broken = operator
     f = upload(op_client, tmp_path, "warranty.md", WARRANTY)
@@ -686,6 +691,24 @@ def test_a_model_that_fails_to_load_fails_the_file_and_the_search_cleanly(
     error = r.json()["error"]
     assert error["type"] == "server_error" and "could not be loaded" in error["message"]
     assert set(error) == {"message", "type", "param", "code"}
+
+    # A run searching that store fails with the reason, not with a crash report.
+    model = scripted[0]
+    model.reset()
+    model.tool_calls([{"name": "file_search", "arguments": json.dumps({"queries": ["warranty"]})}])
+    assistant = op_client.beta.assistants.create(
+        model="gpt-4o",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = op_client.beta.threads.create(messages=[{"role": "user", "content": "Warranty?"}])
+    run = op_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id
+    )
+    assert run.status == "failed"
+    assert run.last_error.code == "server_error"
+    assert "could not be loaded" in run.last_error.message
+    assert f"run {run.id} crashed" not in server.log()
     assert httpx.get(f"{server.base_url}/health").status_code == 200
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from sandbox.sessions import SandboxManager, SandboxUnavailable
 from server.config import Settings
 from server.crud import messages as message_crud
@@ -391,7 +392,16 @@ class Runner:
             code_calls = [c for c in progress.calls.values() if c.kind == ci.TOOL_NAME]
             search_calls = [c for c in progress.calls.values() if c.kind == fs.TOOL_NAME]
             if search_calls:
-                await self._search(run, progress, search_calls)
+                try:
+                    await self._search(run, progress, search_calls)
+                except (UnknownEmbeddingModel, EmbeddingModelUnavailable) as exc:
+                    # A store's model is gone or broken: the operator's problem, said as
+                    # such, rather than a crash report.
+                    log.warning("run %s: file_search failed: %s", run.id, exc)
+                    await self._end(
+                        run, states.FAILED, last_error={"code": "server_error", "message": str(exc)}
+                    )
+                    return False
             if code_calls:
                 await self._run_code(run, progress, code_calls, inputs, outputs)
             if len(code_calls) + len(search_calls) < len(progress.calls):
