@@ -121,6 +121,27 @@ CASES: list[tuple[str, str, str, Any, int, str | None]] = [
         400,
         "tool_resources.code_interpreter.file_ids",
     ),
+    (
+        "store helper names an unknown file",
+        "POST",
+        "/threads",
+        {"tool_resources": {"file_search": {"vector_stores": [{"file_ids": ["file-nope"]}]}}},
+        400,
+        "tool_resources.file_search.vector_stores[0].file_ids[0]",
+    ),
+    (
+        "store helper names a model the server does not offer",
+        "POST",
+        "/assistants",
+        {
+            "model": "gpt-4o",
+            "tool_resources": {
+                "file_search": {"vector_stores": [{"embedding_model": "/etc/secret-model"}]}
+            },
+        },
+        400,
+        "tool_resources.file_search.vector_stores[0].embedding_model",
+    ),
     ("unknown assistant", "GET", "/assistants/asst_missing", None, 404, None),
     ("unknown thread", "GET", "/threads/thread_missing", None, 404, None),
     (

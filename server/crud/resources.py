@@ -44,6 +44,8 @@ def dump_tool_resources(
                     f"Invalid vector store: {exc.errors()[0]['msg']}",
                     param=f"{where}.vector_stores[{i}]",
                 ) from None
-            store_ids.append(vector_stores.create(session, project, body, commit=False).id)
+            prefix = f"{where}.vector_stores[{i}]."
+            store = vector_stores.create(session, project, body, commit=False, param_prefix=prefix)
+            store_ids.append(store.id)
         out["file_search"] = {"vector_store_ids": store_ids}
     return out

@@ -148,11 +148,16 @@ def _expiry(expires_after: dict[str, Any] | None, anchor: int) -> int | None:
 
 
 def create(
-    session: Session, project: str, body: VectorStoreCreate, commit: bool = True
+    session: Session,
+    project: str,
+    body: VectorStoreCreate,
+    commit: bool = True,
+    param_prefix: str = "",
 ) -> VectorStore:
-    """The store and its first files in one transaction (no half-created store)."""
+    """The store and its first files in one transaction (no half-created store).
+    `param_prefix` places errors inside a larger body (the tool_resources helper)."""
     if body.embedding_model:
-        check_embedding_model(body.embedding_model)
+        check_embedding_model(body.embedding_model, f"{param_prefix}embedding_model")
     created = now()
     expires_after = body.expires_after.model_dump() if body.expires_after else None
     row = VectorStore(
@@ -168,12 +173,12 @@ def create(
     )
     session.add(row)
     if body.file_ids:
-        strategy = chunking(body.chunking_strategy, "chunking_strategy")
-        require_files(session, project, body.file_ids, "file_ids")
+        strategy = chunking(body.chunking_strategy, f"{param_prefix}chunking_strategy")
+        require_files(session, project, body.file_ids, f"{param_prefix}file_ids")
         for file_id in dict.fromkeys(body.file_ids):
             session.add(_file_row(row, file_id, strategy, None, None))
     elif body.chunking_strategy is not None:
-        chunking(body.chunking_strategy, "chunking_strategy")
+        chunking(body.chunking_strategy, f"{param_prefix}chunking_strategy")
     if commit:
         session.commit()
     return row
