@@ -95,3 +95,58 @@ def test_message_of_another_thread_is_not_found(client: OpenAI, thread) -> None:
     other = client.beta.threads.create()
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.messages.retrieve(m.id, thread_id=other.id)
+
+
+def test_list_of_an_empty_thread_is_an_empty_page(client: OpenAI, thread) -> None:
+    page = client.beta.threads.messages.list(thread_id=thread.id)
+    assert page.data == [] and not page.has_more
+
+
+def test_list_of_a_missing_thread_is_not_found_even_with_a_cursor(client: OpenAI) -> None:
+    # The page query runs first; a missing thread must still win over a bad cursor.
+    for kwargs in ({}, {"after": "msg_nope"}, {"before": "msg_nope"}):
+        with pytest.raises(openai.NotFoundError):
+            client.beta.threads.messages.list(thread_id="thread_missing", **kwargs)
+
+
+def test_unknown_cursor_of_a_thread_is_a_bad_request(client: OpenAI, thread) -> None:
+    client.beta.threads.messages.create(thread_id=thread.id, role="user", content="x")
+    for param in ("after", "before"):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.beta.threads.messages.list(thread_id=thread.id, **{param: "msg_nope"})
+        assert err.value.param == param
+
+
+def test_list_of_a_deleted_thread_is_not_found(client: OpenAI) -> None:
+    gone = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
+    client.beta.threads.delete(gone.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.list(thread_id=gone.id)
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.create(thread_id=gone.id, role="user", content="x")
+
+
+def test_a_stale_active_run_pointer_does_not_lock_the_thread(
+    client: OpenAI, server, thread
+) -> None:
+    """A thread whose `active_run_id` names a run that no longer exists (a crash between
+    deleting the run and clearing the pointer) takes messages: the fast one-statement
+    lock misses, and the careful path finds no active run and takes over."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE threads SET active_run_id = 'run_gone' WHERE id = :id"),
+                {"id": thread.id},
+            )
+        m = client.beta.threads.messages.create(thread_id=thread.id, role="user", content="x")
+        assert client.beta.threads.messages.list(thread_id=thread.id).data[0].id == m.id
+        with engine.connect() as conn:
+            pointer = conn.execute(
+                text("SELECT active_run_id FROM threads WHERE id = :id"), {"id": thread.id}
+            ).scalar_one()
+        assert pointer is None
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, func, select
 
 from server.crud import files, messages, steps, vector_stores
@@ -119,6 +119,26 @@ def _claim_thread(session: Session, thread: Thread, run_id: str) -> None:
         raise bad_request(
             f"Thread {thread.id} already has an active run {active}.", code="thread_locked"
         )
+
+
+_threads = Thread.__table__  # type: ignore[attr-defined]
+_TAKE_IDLE_THREAD = (
+    update(_threads)
+    .where(
+        _threads.c.project == bindparam("in_project"),
+        _threads.c.id == bindparam("thread_id"),
+        _threads.c.active_run_id.is_(None),
+    )
+    .values(active_run_id=None)
+)
+
+
+def take_idle_thread(session: Session, project: str, thread_id: str) -> bool:
+    """The common case of a message create in one prebuilt Core statement: lock the
+    thread's row if it exists in this project with no active run. False says neither
+    why nor whether anything is locked: callers then check each on its own."""
+    params = {"in_project": project, "thread_id": thread_id}
+    return bool(session.connection().execute(_TAKE_IDLE_THREAD, params).rowcount)
 
 
 def require_no_active_run(session: Session, thread_id: str) -> None:

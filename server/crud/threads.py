@@ -48,6 +48,16 @@ def require(session: Session, project: str, thread_id: str) -> None:
         raise not_found("thread", thread_id)
 
 
+def lock_for_message(session: Session, project: str, thread_id: str) -> None:
+    """404 unless the thread exists in this project, 400 while a run is active on it;
+    otherwise its row stays locked until the session commits the message. One UPDATE
+    when the thread is there and idle (bench/api_crud.py), the two checks otherwise."""
+    if runs.take_idle_thread(session, project, thread_id):
+        return
+    require(session, project, thread_id)
+    runs.require_no_active_run(session, thread_id)
+
+
 def create(session: Session, project: str, body: ThreadCreate) -> Thread:
     """The thread and its initial messages land in one transaction, or not at all."""
     refs = [

@@ -22,7 +22,7 @@ def create_assistant(body: AssistantCreate, project: Project, db: DB) -> Assista
 
 @router.get("")
 def list_assistants(project: Project, db: DB, page: Listing) -> ListPage[AssistantObject]:
-    return paginate(db, Assistant, [Assistant.project == project], page, crud.to_api)
+    return paginate(db, Assistant, {"project": project}, page, crud.to_api)
 
 
 @router.get("/{assistant_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.crud import messages as crud
-from server.crud import runs, threads, vector_stores
+from server.crud import threads, vector_stores
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project
 from server.models import Message
@@ -20,8 +20,7 @@ router = APIRouter(
 
 @router.post("")
 def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
-    threads.require(db, project, thread_id)
-    runs.require_no_active_run(db, thread_id)
+    threads.lock_for_message(db, project, thread_id)
     message = crud.create(db, project, thread_id, body)
     file_search_ids = crud.file_search_ids([body])
     if file_search_ids:  # the thread row only when its vector store is needed
@@ -34,11 +33,17 @@ def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB
 def list_messages(
     thread_id: str, project: Project, db: DB, page: Listing, run_id: str | None = None
 ) -> ListPage[MessageObject]:
-    threads.require(db, project, thread_id)
-    scope = [Message.project == project, Message.thread_id == thread_id]
+    where = {"project": project, "thread_id": thread_id}
     if run_id is not None:
-        scope.append(Message.run_id == run_id)
-    return paginate(db, Message, scope, page, crud.to_api)
+        where["run_id"] = run_id
+    return paginate(
+        db,
+        Message,
+        where,
+        page,
+        crud.to_api,
+        require_parent=lambda: threads.require(db, project, thread_id),
+    )
 
 
 @router.get("/{message_id}")

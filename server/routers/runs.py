@@ -198,8 +198,7 @@ async def create_run(
 @router.get("/v1/threads/{thread_id}/runs")
 def list_runs(thread_id: str, project: Project, db: DB, page: Listing) -> ListPage[RunObject]:
     threads.get(db, project, thread_id)
-    scope = [Run.project == project, Run.thread_id == thread_id]
-    return paginate(db, Run, scope, page, crud.to_api)
+    return paginate(db, Run, {"project": project, "thread_id": thread_id}, page, crud.to_api)
 
 
 @router.get("/v1/threads/{thread_id}/runs/{run_id}")

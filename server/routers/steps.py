@@ -29,8 +29,8 @@ def list_steps(
 ) -> ListPage[RunStepObject]:
     runs.get(db, project, thread_id, run_id)
     wanted = frozenset(include)
-    scope = [RunStep.project == project, RunStep.run_id == run_id]
-    return paginate(db, RunStep, scope, page, lambda row: crud.to_api(row, wanted))
+    where = {"project": project, "run_id": run_id}
+    return paginate(db, RunStep, where, page, lambda row: crud.to_api(row, wanted))
 
 
 @router.get("/{step_id}")

@@ -55,10 +55,10 @@ def list_files(
     vector_store_id: str, project: Project, db: DB, page: Listing, filter: StatusFilter = None
 ) -> ListPage[VectorStoreFileObject]:
     crud.get(db, project, vector_store_id)
-    scope = [VectorStoreFile.project == project, VectorStoreFile.vector_store_id == vector_store_id]
+    where = {"project": project, "vector_store_id": vector_store_id}
     if filter:
-        scope.append(VectorStoreFile.status == filter)
-    return paginate(db, VectorStoreFile, scope, page, crud.file_to_api)
+        where["status"] = filter
+    return paginate(db, VectorStoreFile, where, page, crud.file_to_api)
 
 
 @router.get("/files/{file_id}")
@@ -203,7 +203,7 @@ def list_batch_files(
     filter: StatusFilter = None,
 ) -> ListPage[VectorStoreFileObject]:
     crud.get_batch(db, project, vector_store_id, batch_id)
-    scope = [VectorStoreFile.project == project, VectorStoreFile.batch_id == batch_id]
+    where = {"project": project, "batch_id": batch_id}
     if filter:
-        scope.append(VectorStoreFile.status == filter)
-    return paginate(db, VectorStoreFile, scope, page, crud.file_to_api)
+        where["status"] = filter
+    return paginate(db, VectorStoreFile, where, page, crud.file_to_api)

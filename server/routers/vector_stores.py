@@ -38,7 +38,7 @@ def create_vector_store(
 
 @router.get("")
 def list_vector_stores(project: Project, db: DB, page: Listing) -> ListPage[VectorStoreObject]:
-    listed = paginate(db, VectorStore, [VectorStore.project == project], page, lambda row: row)
+    listed = paginate(db, VectorStore, {"project": project}, page, lambda row: row)
     stats = crud.stats(db, [row.id for row in listed.data])
     return ListPage(
         data=[crud.to_api(row, stats[row.id]) for row in listed.data],
