@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -109,7 +110,9 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
     expires_at = _expires_at(form, created_at)
     store: BlobStore = request.app.state.blobs
     try:
-        sha, size = await run_in_threadpool(store.put, upload.file, limit)
+        # Not on the request pool: copying and hashing up to max_file_bytes would hold
+        # one of its few threads (config.usable_cpus) for seconds.
+        sha, size = await asyncio.to_thread(store.put, upload.file, limit)
     except TooLarge:
         raise _too_large(limit) from None
     finally:
@@ -133,10 +136,10 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
 def list_files(
     project: Project, db: DB, page: FileListing, purpose: str | None = None
 ) -> ListPage[FileObject]:
-    scope = [StoredFile.project == project]
+    where = {"project": project}
     if purpose is not None:
-        scope.append(StoredFile.purpose == purpose)
-    return paginate(db, StoredFile, scope, page, crud.to_api)
+        where["purpose"] = purpose
+    return paginate(db, StoredFile, where, page, crud.to_api)
 
 
 @router.get("/{file_id}")

@@ -20,6 +20,17 @@ REPO = Path(__file__).resolve().parents[2]
 # The SDK-compatibility job runs tests with an old openai client in its own venv while
 # the server keeps running from the project's venv.
 SERVER_PYTHON = os.environ.get("ASSISTD_SERVER_PYTHON") or sys.executable
+
+
+def run_server_python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The server's interpreter run from the repository root (`-m server migrate`, a
+    probe script), its output captured; a process of its own, so nothing it sets up
+    leaks into the test process."""
+    return subprocess.run(
+        [SERVER_PYTHON, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 # Set (e.g. by `eval "$(scripts/postgres)"`) to run every server on PostgreSQL instead of
 # SQLite: an admin URL; each data dir gets its own database, created on first use.
 TEST_DATABASE_URL = os.environ.get("ASSISTD_TEST_DATABASE_URL") or None
