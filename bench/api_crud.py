@@ -41,7 +41,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import cpu_seconds  # noqa: E402
-from server.cli import KEEP_ALIVE_SECONDS  # noqa: E402
+from server.config import Settings  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 
 TARGET_P50_MS = 3.0
@@ -151,7 +151,7 @@ def serve_baseline(port: int, data_dir: Path) -> None:
         port=port,
         log_level="info",
         access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=Settings.keep_alive_seconds,  # as server/cli.py's _serve
     )
 
 

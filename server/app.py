@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from sandbox.sessions import SandboxManager
-from server import __version__
+from server import __version__, slow_work
 from server.config import Settings
 from server.crud import vector_stores as vector_store_crud
 from server.db import make_engine, migrate
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         # Sync routes run on anyio's default thread pool: 40 threads unless told, and
         # threads beyond the CPUs cost more than they give (config.usable_cpus).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        app.state.slow_limiter = slow_work.make_limiter()
         if run_migrations:
             migrate(settings.database_url)
         app.state.engine = make_engine(settings.database_url)
@@ -119,5 +120,7 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     included router stays a nested router that every request walks twice (once to
     match, again to handle) through per-route context objects: 6-7% of the CPU of a
     short request (bench/api_crud.py). Our routers take no include-time options
-    (prefix, dependencies, limits), so their routes, already complete, go on the app."""
+    (prefix, dependencies, limits), so their routes, already complete, go on the app.
+    What this gives up: `app.dependency_overrides` does not reach these routes (their
+    provider is their router's); nothing here uses overrides."""
     app.router.routes.extend(router.routes)

@@ -17,13 +17,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-# How long an idle keep-alive connection stays open. uvicorn's default, 5 s, is exactly
-# how long httpx (so the openai SDK) keeps an idle pooled connection: a request sent on
-# it just as the server closes it meets a connection reset. Longer here, so the client
-# is always the one that lets an idle connection go.
-KEEP_ALIVE_SECONDS = 30
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -55,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=args.access_log,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     return 0
 

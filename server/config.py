@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,11 @@ class Settings:
     ingest_concurrency: int = 1
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
     request_threads: int = 2  # threads running the sync routes; from_env: one per CPU
+    # Idle keep-alive connections stay open this long. uvicorn's default, 5 s, is exactly
+    # how long httpx (so the openai SDK) keeps an idle pooled connection: a request sent
+    # on it as the server closed it met a connection reset. Longer, so the client is the
+    # one that lets it go; behind a proxy, set it above the proxy's idle timeout.
+    keep_alive_seconds: float = 30.0
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
 
     @property
@@ -97,6 +103,7 @@ class Settings:
             ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
+            keep_alive_seconds=float(env.get("ASSISTD_KEEP_ALIVE_SECONDS") or 30),
             sandbox=sandbox_config(env),
         )
 
@@ -114,7 +121,20 @@ def usable_cpus() -> int:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         count = os.cpu_count() or 2
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        count = min(count, quota)
     return max(2, count)
+
+
+def cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """The CPUs a cgroup v2 quota allows (`docker run --cpus 2` on a 64-core host: 2),
+    rounded up; None without a quota or outside a cgroup v2 container."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):  # no such file, or "max 100000": no quota
+        return None
 
 
 def normalise_database_url(url: str) -> str:

@@ -1,14 +1,14 @@
-"""Probes, request ids, and the migrate command."""
+"""Probes, request ids, keep-alive, and the migrate command."""
 
 from __future__ import annotations
 
-import socket
+import http.client
 import time
 
 import httpx
 from sqlalchemy import create_engine, inspect
 
-from tests.support.server_process import database_for, run_server_python
+from tests.support.server_process import ServerProcess, database_for, run_server_python
 
 
 def test_ready_reports_database_and_migrations(server) -> None:
@@ -46,13 +46,32 @@ def test_migrate_command_creates_the_schema(tmp_path) -> None:
 def test_an_idle_keep_alive_connection_outlives_the_clients_pool_expiry(server) -> None:
     """httpx (the SDK's transport) drops an idle pooled connection after 5 s. A server
     that closes at the same 5 s races it: a request sent on the connection as the
-    server closes it is reset. So ours stays open longer, and a connection idle for
-    6 s still answers."""
+    server closes it is reset. So ours stays open longer (ASSISTD_KEEP_ALIVE_SECONDS,
+    30 s), and a connection idle for 6 s still answers, on the same socket."""
     host, port = server.base_url.removeprefix("http://").split(":")
-    request = f"GET /health HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    with socket.create_connection((host, int(port)), timeout=10) as conn:
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        sockets = []
         for pause in (0, 6):
             time.sleep(pause)
-            conn.sendall(request)
-            reply = conn.recv(65536)
-            assert reply.startswith(b"HTTP/1.1 200"), reply
+            conn.request("GET", "/health")
+            reply = conn.getresponse()
+            assert reply.status == 200 and reply.read() == b'{"status":"ok"}'
+            sockets.append(conn.sock)
+        assert sockets[0] is sockets[1] and sockets[0] is not None  # not reconnected
+    finally:
+        conn.close()
+
+
+def test_the_keep_alive_timeout_is_configurable(tmp_path) -> None:
+    proc = ServerProcess(tmp_path, env={"ASSISTD_KEEP_ALIVE_SECONDS": "1"}).start()
+    try:
+        host, port = proc.base_url.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/health")
+        assert conn.getresponse().read() == b'{"status":"ok"}'
+        time.sleep(2.5)
+        assert conn.sock is not None and conn.sock.recv(1) == b""  # the server closed it
+        conn.close()
+    finally:
+        proc.stop()

@@ -1,5 +1,6 @@
-"""The request thread pool: sized by ASSISTD_REQUEST_THREADS (default one per CPU), and a
-server with a single request thread still serves mixed concurrent traffic."""
+"""The request thread pool: sized by ASSISTD_REQUEST_THREADS (default one per usable CPU,
+a container's CPU quota included), and a server with a single request thread still
+serves mixed concurrent traffic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from server.config import Settings, usable_cpus
+from server.config import Settings, cgroup_cpu_quota, usable_cpus
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.server_process import ServerProcess, run_server_python
 
@@ -19,6 +20,16 @@ def test_default_is_one_thread_per_usable_cpu_and_env_overrides_it(tmp_path: Pat
     base = {"ASSISTD_DATA_DIR": str(tmp_path)}
     assert Settings.from_env(base).request_threads == usable_cpus() >= 2
     assert Settings.from_env({**base, "ASSISTD_REQUEST_THREADS": "5"}).request_threads == 5
+
+
+def test_a_cgroup_cpu_quota_caps_the_count(tmp_path: Path) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    for text, cpus in (("200000 100000\n", 2), ("150000 100000\n", 2), ("50000 100000\n", 1)):
+        cpu_max.write_text(text)
+        assert cgroup_cpu_quota(cpu_max) == cpus
+    cpu_max.write_text("max 100000\n")  # no quota
+    assert cgroup_cpu_quota(cpu_max) is None
+    assert cgroup_cpu_quota(tmp_path / "missing") is None
 
 
 SIZE_PROBE = """
@@ -50,8 +61,9 @@ def test_the_app_sizes_the_pool_that_runs_its_routes(tmp_path: Path) -> None:
 def test_one_request_thread_serves_concurrent_mixed_traffic(
     tmp_path: Path, scripted, model
 ) -> None:
-    """Creates racing for one thread's lock, lists, a multi-megabyte upload and a run,
-    all at once, through a single request thread: nothing deadlocks, nothing fails."""
+    """Creates racing for one thread's lock, lists and a multi-megabyte upload, all at
+    once, through a single request thread: nothing deadlocks, nothing fails; then a run
+    on the same server completes."""
     size = 8 * 1024 * 1024
     env = server_env(scripted[1], ASSISTD_REQUEST_THREADS="1", ASSISTD_MAX_FILE_BYTES=str(2 * size))
     proc = ServerProcess(tmp_path, env=env).start()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import openai
 import pytest
 from openai import OpenAI
+from sqlalchemy import create_engine, inspect, text
 
 
 def test_create_thread_with_initial_messages(client: OpenAI, text_file) -> None:
@@ -76,3 +80,37 @@ def test_delete_thread_cascades_to_messages(client: OpenAI) -> None:
         client.beta.threads.messages.retrieve(m.id, thread_id=t.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.messages.list(thread_id=t.id)
+
+
+def test_delete_waits_for_a_message_in_flight_and_removes_it_too(client: OpenAI, server) -> None:
+    """A message create holds the thread's row lock until it commits. A delete arriving
+    meanwhile must wait for it and remove that message as well, not delete the rows it
+    can see and leave the late one without a thread (PostgreSQL, where reads do not
+    wait for writers; on SQLite the single writer lock orders them anyway)."""
+    t = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    engine = create_engine(server.database_url)
+    try:
+        columns = [c["name"] for c in inspect(engine).get_columns("messages") if c["name"] != "seq"]
+        copied = ", ".join("'msg_late'" if c == "id" else c for c in columns)
+        with engine.connect() as conn:
+            in_flight = conn.begin()  # the create: lock the thread, insert, not yet committed
+            conn.execute(text("UPDATE threads SET active_run_id = NULL WHERE id = :t"), {"t": t.id})
+            conn.execute(
+                text(
+                    f"INSERT INTO messages ({', '.join(columns)}) "
+                    f"SELECT {copied} FROM messages WHERE thread_id = :t"
+                ),
+                {"t": t.id},
+            )
+            with ThreadPoolExecutor(1) as pool:
+                deleting = pool.submit(client.beta.threads.delete, t.id)
+                time.sleep(1.0)  # the delete reaches the lock and waits there
+                in_flight.commit()
+                assert deleting.result(timeout=60).deleted
+        with engine.connect() as conn:
+            left = conn.execute(
+                text("SELECT COUNT(*) FROM messages WHERE thread_id = :t"), {"t": t.id}
+            ).scalar_one()
+        assert left == 0
+    finally:
+        engine.dispose()

@@ -54,6 +54,7 @@ def lock_for_message(session: Session, project: str, thread_id: str) -> None:
     when the thread is there and idle (bench/api_crud.py), the two checks otherwise."""
     if runs.take_idle_thread(session, project, thread_id):
         return
+    session.rollback()  # SQLite: the UPDATE took the write lock even though it missed
     require(session, project, thread_id)
     runs.require_no_active_run(session, thread_id)
 
@@ -91,6 +92,10 @@ def update(session: Session, row: Thread, project: str, body: ThreadUpdate) -> T
 
 
 def delete_thread(session: Session, row: Thread) -> None:
+    """The thread's row is locked first: a message create or run start in flight holds
+    that lock until it commits, so the delete waits for it and then removes its rows
+    too, instead of deleting the children it can see and leaving the late one behind."""
+    session.exec(select(Thread.id).where(Thread.id == row.id).with_for_update()).first()
     runs.delete_for_thread(session, row.id)
     session.exec(delete(Message).where(Message.thread_id == row.id))  # type: ignore[call-overload]
     session.delete(row)

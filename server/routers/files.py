@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +20,7 @@ from server.models import StoredFile
 from server.protocol.common import Deleted, ListPage
 from server.protocol.files import UPLOAD_PURPOSES, FileObject
 from server.routers.json_route import JSONRoute
+from server.slow_work import run_slow
 from server.storage import BlobStore, TooLarge
 
 router = APIRouter(prefix="/v1/files", tags=["files"], route_class=JSONRoute)
@@ -110,9 +110,7 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
     expires_at = _expires_at(form, created_at)
     store: BlobStore = request.app.state.blobs
     try:
-        # Not on the request pool: copying and hashing up to max_file_bytes would hold
-        # one of its few threads (config.usable_cpus) for seconds.
-        sha, size = await asyncio.to_thread(store.put, upload.file, limit)
+        sha, size = await run_slow(request, store.put, upload.file, limit)
     except TooLarge:
         raise _too_large(limit) from None
     finally:

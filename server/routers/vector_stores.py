@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlmodel import Session
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.filters import InvalidFilter, validate_filters
@@ -22,6 +23,7 @@ from server.protocol.vector_stores import (
     VectorStoreUpdate,
 )
 from server.routers.json_route import JSONRoute
+from server.slow_work import run_slow
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["vector stores"], route_class=JSONRoute)
 
@@ -71,8 +73,15 @@ def delete_vector_store(
 
 
 @router.post("/{vector_store_id}/search")
-def search_vector_store(
+async def search_vector_store(
     vector_store_id: str, body: SearchRequest, request: Request, project: Project, db: DB
+) -> SearchResultsPage:
+    """On the slow-work pool (server/slow_work.py): embedding the query can take a while."""
+    return await run_slow(request, _search, vector_store_id, body, request, project, db)
+
+
+def _search(
+    vector_store_id: str, body: SearchRequest, request: Request, project: str, db: Session
 ) -> SearchResultsPage:
     row = crud.get(db, project, vector_store_id)
     if crud.is_expired(row):
