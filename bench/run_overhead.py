@@ -133,7 +133,7 @@ async def litellm_direct(
     own. Also returns litellm's CPU milliseconds per call in this process."""
     import litellm
 
-    from server.engine.model_client import direct_routes, load_models_config
+    from server.runs.model_client import direct_routes, load_models_config
 
     litellm.disable_streaming_logging = True
     model_list, fallbacks = load_models_config(config)

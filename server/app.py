@@ -14,13 +14,7 @@ from sandbox.sessions import SandboxManager
 from server import __version__, slow_work
 from server.config import Settings
 from server.crud import vector_stores as vector_store_crud
-from server.db import make_engine, migrate
-from server.engine.events import EventBus
-from server.engine.ingest import Ingestor
-from server.engine.model_client import ModelClient
-from server.engine.retrieval import Retrieval
-from server.engine.runner import Runner
-from server.engine.worker import Worker, worker_name
+from server.db import Database, make_engine, migrate
 from server.errors import install_error_handlers
 from server.middleware import RequestId
 from server.routers import (
@@ -34,7 +28,14 @@ from server.routers import (
     vector_store_files,
     vector_stores,
 )
+from server.runs.events import EventBus
+from server.runs.model_client import ModelClient
+from server.runs.runner import Runner
+from server.runs.worker import Worker, worker_name
 from server.storage import BlobStore
+from server.tools import server_tools
+from server.tools.ingestion import Ingestor
+from server.tools.search_service import SearchService
 from server.v1compat import V1Compat
 
 log = logging.getLogger("assistd")
@@ -68,27 +69,21 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.slow_limiter = slow_work.make_limiter()
         if run_migrations:
             migrate(settings.database_url)
-        app.state.engine = make_engine(settings.database_url)
-        app.state.blobs = BlobStore(settings.files_dir)
-        app.state.bus = EventBus()
+        app.state.engine = engine = make_engine(settings.database_url)
+        db = Database(engine)
+        app.state.blobs = blobs = BlobStore(settings.files_dir)
+        app.state.bus = bus = EventBus()
         sandbox, problem = await start_sandbox(settings)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
-        runner = Runner(
-            app.state.engine,
-            settings,
-            app.state.bus,
-            ModelClient(settings),
-            worker_name(),
-            blobs=app.state.blobs,
-            sandbox=sandbox,
-        )
-        runner.sandbox_problem = problem
-        app.state.runner = runner
-        # Without the worker loop this process still executes the runs it streams.
         vector_store_crud.defaults.embedding_model = settings.embedding_model
-        app.state.retrieval = retrieval = Retrieval(settings)
-        runner.retrieval = retrieval
-        ingestor = Ingestor(app.state.engine, settings, retrieval, app.state.blobs, runner.owner)
+        app.state.retrieval = search = SearchService(settings)
+        tools = server_tools(
+            settings, sandbox=sandbox, sandbox_problem=problem, blobs=blobs, search=search
+        )
+        owner = worker_name()
+        app.state.runner = runner = Runner(db, settings, bus, ModelClient(settings), owner, tools)
+        # Without the worker loop this process still executes the runs it streams.
+        ingestor = Ingestor(db, settings, search, blobs, owner)
         app.state.worker = worker = Worker(
             runner, claim_jobs=settings.run_worker, ingestor=ingestor
         )

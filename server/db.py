@@ -3,9 +3,11 @@ thread pool, and one code path serves SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import orjson
 from alembic import command
@@ -16,6 +18,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -120,3 +124,21 @@ def schema_is_current(engine: Engine) -> bool:
 def session_scope(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+class Database:
+    """Blocking database work for the event loop's code (runner, worker, ingestion): each
+    call runs `fn(session, ...)` in a worker thread with a session of its own, one short
+    transaction, so the loop never waits on the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def run(
+        self, fn: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        def work() -> T:
+            with Session(self.engine, expire_on_commit=False) as session:
+                return fn(session, *args, **kwargs)
+
+        return await asyncio.to_thread(work)

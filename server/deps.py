@@ -21,8 +21,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from server.api_keys import KeyCache
-from server.config import DEFAULT_PROJECT
+from server.config import DEFAULT_PROJECT, Settings
 from server.errors import APIError
+from server.runs.runner import Runner
+from server.runs.worker import Worker
 
 log = logging.getLogger("assistd")
 
@@ -89,6 +91,27 @@ async def db_session(request: Request) -> AsyncIterator[Session]:
 
 Project = Annotated[str, Depends(current_project)]
 DB = Annotated[Session, Depends(db_session)]
+
+
+# The process's services, built whole in the app's lifespan (server/app.py).
+async def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def run_runner(request: Request) -> Runner:
+    runner: Runner = request.app.state.runner
+    return runner
+
+
+async def run_worker(request: Request) -> Worker:
+    worker: Worker = request.app.state.worker
+    return worker
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+RunnerDep = Annotated[Runner, Depends(run_runner)]
+WorkerDep = Annotated[Worker, Depends(run_worker)]
 
 
 @dataclass(slots=True)

@@ -208,7 +208,7 @@ class VectorStoreFile(SQLModel, table=True):
     lease_expires_at: float | None = None
     # The ingestion attempt that may finish this row: set from the store's counter when a
     # worker claims it, cleared when the file is queued again. Its chunks carry it, so an
-    # attempt that lost the row removes only its own chunks (server/engine/ingest.py).
+    # attempt that lost the row removes only its own chunks (server/tools/ingestion.py).
     generation: int | None = None
 
 

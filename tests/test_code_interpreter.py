@@ -114,6 +114,27 @@ def test_logs_reach_the_step_and_the_model_and_variables_persist(
     assert logs_of(outputs2) == "43\n"
 
 
+def test_tool_choice_code_interpreter_forces_exactly_that_tool(
+    ci_client: OpenAI, model: ScriptedModel
+) -> None:
+    """With a function tool beside it, "required" would let the model call the function
+    (and the run stop in requires_action): the model is told to call code_interpreter."""
+    assistant = ci_client.beta.assistants.create(
+        model="gpt-4o", tools=[CI_TOOL, {"type": "function", "function": {"name": "lookup"}}]
+    )
+    thread = ci_client.beta.threads.create(messages=[{"role": "user", "content": "2+2?"}])
+    model.tool_calls([code_call("print(2 + 2)")]).text("4.")
+    run = ci_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "code_interpreter"},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    forced = {"type": "function", "function": {"name": "code_interpreter"}}
+    assert model.requests[0]["tool_choice"] == forced
+
+
 def test_errors_in_user_code_are_outputs_not_failures(
     ci_client: OpenAI, model: ScriptedModel, coder
 ) -> None:  # type: ignore[no-untyped-def]

@@ -397,3 +397,26 @@ def test_a_provider_that_reuses_tool_call_ids_keeps_every_runs_trace(
         (trace,) = r.json()["data"]
         assert trace["id"] == "call_0" and trace["run_id"] == run_id
         assert trace["step_id"] == step_id and trace["queries"] == [question]
+
+
+def test_tool_choice_file_search_forces_exactly_that_tool(
+    client: OpenAI, model: ScriptedModel
+) -> None:
+    """With a function tool beside it, "required" would let the model call the function
+    (and the run stop in requires_action): the model is told to call file_search."""
+    lookup = {"type": "function", "function": {"name": "lookup"}}
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", tools=[lookup, {"type": "file_search"}]
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Warranty?"}])
+    model.tool_calls([search_call("warranty")]).text("Nothing found.")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "file_search"},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    forced = {"type": "function", "function": {"name": "file_search"}}
+    assert model.requests[0]["tool_choice"] == forced
+    assert [c.type for c in search_steps(client, thread.id, run.id)] == ["file_search"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from server.engine.model_client import direct_routes
+from server.runs.model_client import direct_routes
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.scripted_model import ScriptedModel, start_scripted_model
 from tests.support.server_process import ServerProcess

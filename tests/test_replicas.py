@@ -22,7 +22,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from server.engine import states
+from server import run_states as states
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.scripted_model import Reply, ScriptedModel
 from tests.support.server_process import (

@@ -11,7 +11,7 @@ import time
 import openai
 import pytest
 
-from server.engine import states
+from server import run_states as states
 from tests.conftest import KEY_ALPHA, WEATHER_TOOL, make_client, server_env
 from tests.support.server_process import ServerProcess
 

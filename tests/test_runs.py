@@ -460,3 +460,44 @@ def test_deleting_a_thread_deletes_its_runs(
     assert before["runs"] - after["runs"] == 1 and before["run_steps"] - after["run_steps"] == 1
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
+
+
+def test_deleting_a_thread_while_its_run_executes_ends_the_run_cleanly(
+    client: OpenAI, server, model, assistant, thread
+) -> None:
+    """The run's rows go with the thread: the runner stops quietly instead of crashing on
+    rows that are gone (which logged `Task exception was never retrieved`), and a stream
+    of the run ends with an error event instead of waiting forever."""
+    model.text("A slow answer, word by word.", chunks=4, chunk_delay=0.4)
+    events: list = []
+    failures: list[Exception] = []
+
+    def consume() -> None:
+        try:
+            stream = client.beta.threads.runs.create(
+                thread_id=thread.id, assistant_id=assistant.id, stream=True
+            )
+            events.extend(stream)
+        except openai.APIError as exc:
+            failures.append(exc)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    deadline = time.monotonic() + 10
+    while "thread.message.delta" not in [e.event for e in events]:  # the answer streams
+        assert time.monotonic() < deadline and reader.is_alive(), (events, failures)
+        time.sleep(0.02)
+    client.beta.threads.delete(thread.id)
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "the stream never ended"
+    assert failures and "thread was deleted" in str(failures[0]), (events, failures)
+    run_id = events[0].data.id
+    ended, crashed = f"run {run_id} ended: its thread was deleted", "never retrieved"
+    deadline = time.monotonic() + 10
+    while ended not in server.log() and crashed not in server.log():
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.1)
+    time.sleep(0.5)  # a crash is logged when the task is collected, just after it ended
+    log = server.log()
+    assert crashed not in log and f"run {run_id} crashed" not in log
+    assert ended in log

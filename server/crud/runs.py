@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, func, select
 
+from server import run_states as states
 from server.crud import files, messages, steps, vector_stores
-from server.engine import states
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
 from server.models import Assistant, Message, Run, RunStep, Thread
@@ -22,6 +22,10 @@ from server.protocol.messages import MessageCreate
 from server.protocol.runs import RunObject, RunOptions
 
 DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
+
+
+class RunGone(Exception):
+    """The run's rows are gone: its thread was deleted while the run was executing."""
 
 
 def to_api(row: Run) -> RunObject:
@@ -65,9 +69,16 @@ def get(session: Session, project: str, thread_id: str, run_id: str) -> Run:
 
 
 def load(session: Session, run_id: str) -> Run:
-    row = session.exec(select(Run).where(Run.id == run_id)).one()
+    """The run as stored now; RunGone when its thread was deleted meanwhile."""
+    row = session.exec(select(Run).where(Run.id == run_id)).first()
+    if row is None:
+        raise RunGone(run_id)
     session.refresh(row)
     return row
+
+
+def exists(session: Session, run_id: str) -> bool:
+    return session.exec(select(Run.seq).where(Run.id == run_id)).first() is not None
 
 
 def _lock_idle_thread(session: Session, thread_id: str, run_id: str | None) -> str | None:
@@ -281,7 +292,9 @@ def transition(session: Session, run: Run, target: str, **values: Any) -> bool:
         session.rollback()
         # `run` usually comes from another session (the request's, the runner's last
         # one), so it cannot be refreshed here: copy the row's current values onto it.
-        fresh = session.exec(select(Run).where(Run.id == run.id)).one()
+        fresh = session.exec(select(Run).where(Run.id == run.id)).first()
+        if fresh is None:
+            raise RunGone(run.id)
         run.__dict__.update({key: getattr(fresh, key) for key in Run.model_fields})
         return False
     if target in states.TERMINAL:
@@ -333,7 +346,7 @@ def delete_for_thread(session: Session, thread_id: str) -> None:
 
 def submit_tool_outputs(
     session: Session, run: Run, outputs: dict[str, str], lease: tuple[str, float] | None
-) -> RunStep:
+) -> RunStep | None:
     """requires_action -> queued with every requested output recorded on the step."""
     if run.status != states.REQUIRES_ACTION or not run.required_action:
         raise bad_request(
@@ -373,4 +386,4 @@ def submit_tool_outputs(
         step.status, step.completed_at = "completed", now()
         session.add(step)
         session.commit()
-    return step  # type: ignore[return-value]
+    return step

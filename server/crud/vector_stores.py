@@ -2,8 +2,9 @@
 
 Counts, sizes and statuses are derived from the file rows with one GROUP BY, never
 stored twice, so every replica reports the same numbers. The chunks themselves live in
-the index (retrieval.ChunkIndex); removing them is the caller's job (server/engine/
-retrieval.py), after the rows are gone, so a search never sees a detached file.
+the index (retrieval.ChunkIndex); removing them is the caller's job (the search service,
+server/tools/search_service.py), after the rows are gone, so a search never sees a
+detached file.
 """
 
 from __future__ import annotations
@@ -445,7 +446,7 @@ def create_batch(
             row.status, row.batch_id, row.last_error = "in_progress", batch.id, None
             row.chunking_strategy, row.attributes = strategy, attributes or {}
             # A new ingestion: an attempt still running on the old settings can no longer
-            # finish the row (server/engine/ingest.py).
+            # finish the row (server/tools/ingestion.py).
             row.lease_owner, row.lease_expires_at, row.generation = None, None, None
             session.add(row)
         else:

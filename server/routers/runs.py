@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from sqlmodel import Session
 
 from server.crud import assistants, threads
 from server.crud import runs as crud
 from server.crud import steps as step_crud
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project
-from server.engine import states
-from server.engine.events import DONE, FINAL_EVENTS, sse
+from server.deps import DB, Listing, Project, RunnerDep, WorkerDep
 from server.errors import bad_request
 from server.ids import new_id
-from server.models import Run
+from server.models import Run, RunStep, Thread
 from server.protocol.common import ListPage
 from server.protocol.runs import (
     RunCreate,
@@ -32,6 +32,8 @@ from server.protocol.runs import (
 )
 from server.protocol.threads import ThreadCreate
 from server.routers.json_route import JSONRoute
+from server.runs.events import DONE, FINAL_EVENTS, sse
+from server.runs.runner import Runner
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 Include = Annotated[list[str], Query(alias="include[]")]
@@ -44,31 +46,23 @@ def _poll_hint(request: Request, response: Response) -> None:
     response.headers["openai-poll-after-ms"] = str(request.app.state.settings.poll_after_ms)
 
 
-def _lease(request: Request) -> tuple[str, float]:
-    return request.app.state.worker.owner, time.time() + request.app.state.settings.lease_seconds
+def _lease(runner: Runner) -> tuple[str, float]:
+    return runner.owner, time.time() + runner.settings.lease_seconds
 
 
 def _stream(
-    request: Request,
-    run_id: str,
-    first: list[Event],
-    cancel_on_disconnect: bool,
-    start: Callable[[], Awaitable[None]] | None = None,
+    runner: Runner, run_id: str, first: list[Event], cancel_on_disconnect: bool
 ) -> StreamingResponse:
     """Serve a run's events as SSE. Subscribed before the run starts, so nothing is lost;
     a client that goes away does not stop the run unless it asked for that."""
-    app = request.app
-    queue = app.state.bus.subscribe(run_id)
+    queue = runner.bus.subscribe(run_id)
 
     async def events() -> AsyncIterator[bytes]:
         finished = False
         try:
             for name, data in first:
                 yield sse(name, data)
-            if start is not None:
-                await start()
-            else:
-                app.state.runner.start(run_id)
+            runner.start(run_id)
             while True:
                 name, data = await queue.get()
                 yield sse(name, data)
@@ -77,11 +71,11 @@ def _stream(
             finished = True
             yield DONE
         finally:
-            app.state.bus.unsubscribe(run_id, queue)
+            runner.bus.unsubscribe(run_id, queue)
             if cancel_on_disconnect and not finished:
                 # This task is being cancelled (anyio cancels level-triggered), so any
                 # await here would be cancelled too: hand the cancel to its own task.
-                task = asyncio.get_running_loop().create_task(_cancel(app, run_id))
+                task = asyncio.get_running_loop().create_task(_cancel(runner, run_id))
                 _background.add(task)
                 task.add_done_callback(_background.discard)
 
@@ -90,20 +84,16 @@ def _stream(
     )
 
 
-async def _cancel(app: Any, run_id: str) -> None:
-    runner = app.state.runner
-    run = await runner.db(crud.load, run_id)
-    if run.status in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
-        await runner.transition(run, states.CANCELLING)
-    if not runner.request_cancel(run_id):
-        await app.state.worker.claim_and_start(run_id)
+async def _cancel(runner: Runner, run_id: str) -> None:
+    with contextlib.suppress(crud.RunGone):  # its thread was deleted meanwhile
+        await runner.cancel(await runner.db.run(crud.load, run_id))
 
 
 def _create(
-    db: Any,
-    request: Request,
+    db: Session,
+    runner: Runner,
     project: str,
-    thread: Any,
+    thread: Thread,
     body: RunOptions,
     run_id: str,
     **extra: Any,
@@ -115,18 +105,24 @@ def _create(
         thread,
         assistant,
         body,
-        requires_action_timeout=request.app.state.settings.requires_action_timeout,
+        requires_action_timeout=runner.settings.requires_action_timeout,
         run_id=run_id,
-        lease=_lease(request) if body.stream else None,
+        lease=_lease(runner) if body.stream else None,
         **extra,
     )
 
 
-@router.post("/v1/threads/runs")
+@router.post("/v1/threads/runs", response_model=RunObject)
 async def create_thread_and_run(
-    body: ThreadAndRunCreate, request: Request, response: Response, project: Project, db: DB
-) -> RunObject:
-    def work() -> tuple[Any, Run]:
+    body: ThreadAndRunCreate,
+    request: Request,
+    response: Response,
+    project: Project,
+    db: DB,
+    runner: RunnerDep,
+    worker: WorkerDep,
+) -> RunObject | StreamingResponse:
+    def work() -> tuple[Thread, Run]:
         assistants.get(db, project, body.assistant_id)
         thread_body = body.thread or ThreadCreate()
         if body.tool_resources is not None and thread_body.tool_resources is None:
@@ -137,14 +133,14 @@ async def create_thread_and_run(
                 }
             )
         thread = threads.create(db, project, thread_body)
-        return thread, _create(db, request, project, thread, body, run_id)
+        return thread, _create(db, runner, project, thread, body, run_id)
 
     run_id = new_id("run")
     thread, run = await run_in_threadpool(work)
     if body.stream:
         api = crud.to_api(run)
-        return _stream(  # type: ignore[return-value]
-            request,
+        return _stream(
+            runner,
             run.id,
             [
                 ("thread.created", threads.to_api(thread)),
@@ -153,12 +149,12 @@ async def create_thread_and_run(
             ],
             body.cancel_on_disconnect,
         )
-    request.app.state.worker.wake()
+    worker.wake()
     _poll_hint(request, response)
     return crud.to_api(run)
 
 
-@router.post("/v1/threads/{thread_id}/runs")
+@router.post("/v1/threads/{thread_id}/runs", response_model=RunObject)
 async def create_run(
     thread_id: str,
     body: RunCreate,
@@ -166,13 +162,15 @@ async def create_run(
     response: Response,
     project: Project,
     db: DB,
+    runner: RunnerDep,
+    worker: WorkerDep,
     include: Include = [],
-) -> RunObject:
+) -> RunObject | StreamingResponse:
     def work() -> Run:
         thread = threads.get(db, project, thread_id)
         return _create(
             db,
-            request,
+            runner,
             project,
             thread,
             body,
@@ -184,13 +182,13 @@ async def create_run(
     run = await run_in_threadpool(work)
     if body.stream:
         api = crud.to_api(run)
-        return _stream(  # type: ignore[return-value]
-            request,
+        return _stream(
+            runner,
             run.id,
             [("thread.run.created", api), ("thread.run.queued", api)],
             body.cancel_on_disconnect,
         )
-    request.app.state.worker.wake()
+    worker.wake()
     _poll_hint(request, response)
     return crud.to_api(run)
 
@@ -219,26 +217,24 @@ def update_run(thread_id: str, run_id: str, body: RunUpdate, project: Project, d
 
 @router.post("/v1/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
-    thread_id: str, run_id: str, request: Request, response: Response, project: Project, db: DB
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    response: Response,
+    project: Project,
+    db: DB,
+    runner: RunnerDep,
 ) -> RunObject:
     run = await run_in_threadpool(crud.get, db, project, thread_id, run_id)
-    runner = request.app.state.runner
-    for _ in range(3):  # the run may move under us (finish, fail); look again
-        if run.status not in (states.QUEUED, states.IN_PROGRESS, states.REQUIRES_ACTION):
-            raise bad_request(
-                f"Cannot cancel run with status '{run.status}'.", code="invalid_run_status"
-            )
-        if await runner.transition(run, states.CANCELLING):
-            break
-    if not runner.request_cancel(run_id):
-        # Queued or waiting for tool outputs: nobody is executing it here, so finish the
-        # cancel now if its lease is free; a live worker elsewhere notices on its own.
-        await request.app.state.worker.claim_and_start(run_id)
+    if not await runner.cancel(run):
+        raise bad_request(
+            f"Cannot cancel run with status '{run.status}'.", code="invalid_run_status"
+        )
     _poll_hint(request, response)
     return crud.to_api(run)
 
 
-@router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
+@router.post("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
 async def submit_tool_outputs(
     thread_id: str,
     run_id: str,
@@ -247,11 +243,13 @@ async def submit_tool_outputs(
     response: Response,
     project: Project,
     db: DB,
-) -> RunObject:
+    runner: RunnerDep,
+    worker: WorkerDep,
+) -> RunObject | StreamingResponse:
     outputs = {o.tool_call_id: o.output for o in body.tool_outputs}
-    lease = _lease(request) if body.stream else None
+    lease = _lease(runner) if body.stream else None
 
-    def work() -> tuple[Run, Any]:
+    def work() -> tuple[Run, RunStep | None]:
         run = crud.get(db, project, thread_id, run_id)
         step = crud.submit_tool_outputs(db, run, outputs, lease)
         return run, step
@@ -262,7 +260,7 @@ async def submit_tool_outputs(
         if step is not None:
             first.append(("thread.run.step.completed", step_crud.to_api(step)))
         first.append(("thread.run.queued", crud.to_api(run)))
-        return _stream(request, run.id, first, False)  # type: ignore[return-value]
-    request.app.state.worker.wake()
+        return _stream(runner, run.id, first, False)
+    worker.wake()
     _poll_hint(request, response)
     return crud.to_api(run)

@@ -6,7 +6,7 @@ Create Date: 2026-12-04 15:00:00.000000
 
 * vector_store_files.generation and vector_stores.ingest_generation: each claim of an
   ingestion job takes the next generation of its store; the job's chunks carry it and
-  only the row's current generation may finish the row (server/engine/ingest.py).
+  only the row's current generation may finish the row (server/tools/ingestion.py).
 * retrieval_traces.id is the model's tool-call id, which providers reuse across runs:
   its index is no longer unique.
 """

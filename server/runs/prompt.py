@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 import litellm
 from sqlmodel import Session, select
 
-from server.engine import code_interpreter, file_search
 from server.models import Message, Run, RunStep
+from server.tools.base import ServerTool, StepCall
+
+Tools = Mapping[str, ServerTool]
 
 
 def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -42,13 +43,13 @@ def thread_messages(session: Session, run: Run) -> list[dict[str, Any]]:
     return history
 
 
-def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
+def run_turns(session: Session, run: Run, tools: Tools) -> list[dict[str, Any]]:
     """Assistant messages and tool round trips this run has produced so far."""
     out: list[dict[str, Any]] = []
     steps = session.exec(
         select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
     ).all()
-    searches = iter(range(1_000_000))  # file_search calls are numbered in run order
+    ordinals: dict[str, int] = {}  # each tool's calls are numbered in run order
     for step in steps:
         details = step.step_details
         if details["type"] == "message_creation":
@@ -58,56 +59,39 @@ def run_turns(session: Session, run: Run) -> list[dict[str, Any]]:
             if message is not None:
                 out.append({"role": "assistant", "content": _content(message.content)})
         else:
-            calls = [_as_chat_call(c, searches) for c in details.get("tool_calls", [])]
-            calls = [c for c in calls if c is not None]
-            if not calls:
+            calls = [_as_chat_call(c, tools, ordinals) for c in details.get("tool_calls", [])]
+            made = [c for c in calls if c is not None]
+            if not made:
                 continue
             out.append(
                 {
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": c["id"], "type": "function", "function": c["function"]}
-                        for c in calls
+                        {"id": c["id"], "type": "function", "function": c["function"]} for c in made
                     ],
                 }
             )
-            out += [
-                {"role": "tool", "tool_call_id": c["id"], "content": c["output"]} for c in calls
-            ]
+            out += [{"role": "tool", "tool_call_id": c["id"], "content": c["output"]} for c in made]
     return out
 
 
-def _as_chat_call(call: dict[str, Any], searches: Iterator[int]) -> dict[str, Any] | None:
+def _as_chat_call(call: StepCall, tools: Tools, ordinals: dict[str, int]) -> dict[str, Any] | None:
     """A recorded tool call as the chat model made it, with the result it got back."""
-    if call["type"] == "function":
+    kind = call["type"]
+    if kind == "function":
         fn = call["function"]
         return {
             "id": call["id"],
             "function": {"name": fn["name"], "arguments": fn["arguments"]},
             "output": fn["output"] or "",
         }
-    if call["type"] == "code_interpreter":
-        body = call["code_interpreter"]
-        return {
-            "id": call["id"],
-            "function": {
-                "name": "code_interpreter",
-                "arguments": json.dumps({"code": body["input"]}),
-            },
-            "output": code_interpreter.output_text(body.get("outputs") or []),
-        }
-    if call["type"] == "file_search":
-        body = call["file_search"]
-        return {
-            "id": call["id"],
-            "function": {
-                "name": "file_search",
-                "arguments": json.dumps({"queries": body.get("queries") or []}),
-            },
-            "output": file_search.output_text(next(searches), body.get("results") or []),
-        }
-    return None
+    tool = tools.get(kind)
+    if tool is None:
+        return None
+    ordinal = ordinals[kind] = ordinals.get(kind, -1) + 1
+    arguments, output = tool.replay(call, ordinal)
+    return {"id": call["id"], "function": {"name": kind, "arguments": arguments}, "output": output}
 
 
 def system_prompt(run: Run) -> str | None:
@@ -115,13 +99,13 @@ def system_prompt(run: Run) -> str | None:
     return "\n\n".join(parts) or None
 
 
-def build(session: Session, run: Run) -> tuple[list[dict[str, Any]], bool]:
+def build(session: Session, run: Run, tools: Tools) -> tuple[list[dict[str, Any]], bool]:
     """(messages, fits): `fits` is False when max_prompt_tokens cannot be met even after
     dropping all but the newest thread message (truncation `auto`)."""
     system = system_prompt(run)
     head = [{"role": "system", "content": system}] if system else []
     history = thread_messages(session, run)
-    tail = run_turns(session, run)
+    tail = run_turns(session, run, tools)
     if not run.max_prompt_tokens:
         return head + history + tail, True
     while True:
@@ -138,7 +122,7 @@ def count_tokens(model: str, messages: list[dict[str, Any]]) -> int:
 
 
 def chat_tools(run: Run) -> list[dict[str, Any]]:
-    """Function tools as chat-completions tools (server-side tools join in later issues)."""
+    """Function tools as chat-completions tools (server-side tools add their own)."""
     tools = []
     for tool in run.tools:
         if tool["type"] == "function":
@@ -148,12 +132,15 @@ def chat_tools(run: Run) -> list[dict[str, Any]]:
     return tools
 
 
-def chat_tool_choice(run: Run) -> Any:
+def chat_tool_choice(run: Run, tools: Tools) -> Any:
+    """The run's tool_choice for the chat model. A named server-side tool forces exactly
+    its function: "required" would let the model call a function tool instead."""
     choice = run.tool_choice
     if isinstance(choice, dict):
         if choice["type"] == "function":
             return {"type": "function", "function": {"name": choice["function"]["name"]}}
-        return "required"
+        tool = tools.get(choice["type"])
+        return tool.chat_tool_choice() if tool is not None else "required"
     return choice
 
 

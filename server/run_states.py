@@ -1,7 +1,8 @@
 """The run state machine: one table of allowed transitions, and what each one stamps.
 
 Every status change of a run goes through `check_transition`; a forbidden one is an
-error the API reports as 400 (never 409, which the SDK would retry).
+error the API reports as 400 (never 409, which the SDK would retry). The table depends on
+nothing, so storage (crud/runs.py) and the run engine (runs/) both build on it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 
 TERMINAL: Final = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 ACTIVE: Final = frozenset(TRANSITIONS) - TERMINAL
+# Where a client's cancel can start from (a run already cancelling is not cancelled twice).
+CANCELLABLE: Final = frozenset({QUEUED, IN_PROGRESS, REQUIRES_ACTION})
 
 # The run timestamp each status stamps when entered.
 STAMPS: Final[dict[str, str]] = {

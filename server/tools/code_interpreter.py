@@ -1,33 +1,49 @@
 """The code_interpreter tool: what the model sees, and how a call becomes sandbox work,
 step outputs, files and annotations.
 
-The sandbox package runs code; this module knows about runs, files and threads. All
-functions here block (database, Docker); the runner calls them in a worker thread.
+The sandbox package runs code; this module knows about runs, files and threads. The
+functions block (database, Docker) and run in worker threads; `CodeInterpreter` is the
+tool behind the run engine's ServerTool seam (server/tools/base.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import logging
 import posixpath
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import jiter
 from sqlmodel import Session, select
 
-from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager
+from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager, SandboxUnavailable
 from server.crud import files as file_crud
+from server.db import Database
 from server.models import Assistant, Message, Run, StoredFile, Thread
+from server.protocol.deltas import (
+    CodeImage,
+    CodeInterpreterDelta,
+    CodeInterpreterToolCallDelta,
+    CodeLogs,
+    ImageRef,
+    ToolCallDelta,
+)
 from server.storage import BlobStore
+from server.tools.base import ChatTool, ServerTool, StepCall, TextNotes, ToolCall, ToolUse, TurnHost
 
+log = logging.getLogger("assistd.runner")
 TOOL_NAME = "code_interpreter"
 MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def chat_tool(input_files: list[str]) -> dict[str, Any]:
+def chat_tool(input_files: list[str]) -> ChatTool:
     """code_interpreter as a function the chat model can call."""
     description = (
         "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
@@ -65,32 +81,14 @@ def code_from_arguments(arguments: str) -> str:
 
 def partial_code(arguments: str) -> str:
     """The code decoded so far from a still-streaming `{"code": "...` argument string, so
-    input fragments can stream as step deltas. Never returns more than is certain."""
-    match = re.search(r'"code"\s*:\s*"', arguments)
-    if match is None:
-        return ""
-    raw = arguments[match.end() :]
-    out: list[str] = []
-    i = 0
-    while i < len(raw):
-        ch = raw[i]
-        if ch == '"':
-            break
-        if ch == "\\":
-            if i + 1 >= len(raw):
-                break
-            if raw[i + 1] == "u":
-                if i + 6 > len(raw):
-                    break
-                out.append(json.loads(f'"{raw[i : i + 6]}"'))
-                i += 6
-                continue
-            out.append(json.loads(f'"{raw[i : i + 2]}"'))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    input fragments can stream as step deltas. Never returns more than is certain: jiter's
+    partial mode drops an escape sequence cut in half (a surrogate pair included)."""
+    try:
+        data = jiter.from_json(arguments.encode(), partial_mode="trailing-strings")
+    except ValueError:
+        return ""  # not JSON (plain code): it is sent whole once the call is complete
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 @dataclass
@@ -243,3 +241,115 @@ def output_text(call_outputs: list[dict[str, Any]]) -> str:
         elif item["type"] == "image":
             parts.append(f"[image shown to the user: {item['image']['file_id']}]")
     return "\n".join(parts) or "(no output)"
+
+
+# --- the tool ------------------------------------------------------------------------
+
+
+class CodeInterpreter(ServerTool):
+    """Runs the model's code in the thread's sandbox session (sandbox/)."""
+
+    name = TOOL_NAME
+
+    def __init__(
+        self, sandbox: SandboxManager | None, blobs: BlobStore, problem: str | None = None
+    ) -> None:
+        self.sandbox = sandbox
+        self.blobs = blobs
+        self._problem = problem or (None if sandbox else "the sandbox is turned off")
+
+    def problem(self) -> str | None:
+        return self._problem
+
+    def use(self, run: Run, db: Database) -> ToolUse:
+        if self.sandbox is None:
+            raise RuntimeError(f"code_interpreter is unavailable: {self._problem}")
+        return CodeInterpreterUse(self.sandbox, self.blobs, run, db)
+
+    def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
+        body = call["code_interpreter"]
+        return json.dumps({"code": body["input"]}), output_text(body.get("outputs") or [])
+
+
+class CodeInterpreterUse(ToolUse):
+    def __init__(self, sandbox: SandboxManager, blobs: BlobStore, run: Run, db: Database) -> None:
+        self.sandbox = sandbox
+        self.blobs = blobs
+        self.run = run
+        self.db = db
+        self.inputs: list[InputFile] = []  # this turn's input files
+        self.outputs = RunOutputs()  # kept across the run's turns
+
+    async def offer(self) -> ChatTool:
+        self.inputs = await self.db.run(input_files, self.run)
+        return chat_tool([f.name for f in self.inputs])
+
+    def begin(self, call: ToolCall) -> ToolCallDelta:
+        body = CodeInterpreterDelta(input="", outputs=[])
+        return CodeInterpreterToolCallDelta(index=call.index, id=call.id, code_interpreter=body)
+
+    def more(self, call: ToolCall) -> ToolCallDelta | None:
+        code = partial_code(call.arguments)
+        return self._input(call, code) if len(code) > len(call.sent) else None
+
+    def _input(self, call: ToolCall, code: str) -> ToolCallDelta:
+        more, call.sent = code[len(call.sent) :], code
+        body = CodeInterpreterDelta(input=more)
+        return CodeInterpreterToolCallDelta(index=call.index, code_interpreter=body)
+
+    async def execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
+        """Each call in the thread's sandbox session, its outputs streamed as a step
+        delta. Errors in the code are outputs, not failures."""
+        key, skip = self.run.thread_id, {f.name for f in self.inputs}
+        for call in calls:
+            started = time.perf_counter()
+            code = code_from_arguments(call.arguments)
+            if code.startswith(call.sent) and len(code) > len(call.sent):
+                turn.step_delta(self._input(call, code))  # the rest (all of plain code)
+            try:
+                result = await asyncio.to_thread(
+                    execute, self.sandbox, self.blobs, key, self.inputs, code
+                )
+            except asyncio.CancelledError:
+                self.sandbox.interrupt(key)
+                raise
+            except (SandboxUnavailable, OSError, RuntimeError, TimeoutError) as exc:
+                result = ExecResult(logs="", error=f"The sandbox failed: {exc}")
+            call.outputs = await self.db.run(
+                store_outputs, self.sandbox, self.blobs, self.run, key, result, self.outputs, skip
+            )
+            body = CodeInterpreterDelta(
+                outputs=[_output_delta(n, o) for n, o in enumerate(call.outputs)]
+            )
+            turn.step_delta(CodeInterpreterToolCallDelta(index=call.index, code_interpreter=body))
+            log.info(
+                "run %s: code_interpreter call %s answered in %.1f ms",
+                self.run.id,
+                call.id,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def details(self, call: ToolCall) -> StepCall:
+        return {
+            "id": call.id,
+            "type": TOOL_NAME,
+            "code_interpreter": {
+                "input": code_from_arguments(call.arguments),
+                "outputs": call.outputs,
+            },
+        }
+
+    def leading_images(self) -> list[str]:
+        images = list(self.outputs.images)
+        self.outputs.images.clear()
+        return images
+
+    async def annotate(self, text: str, complete: bool) -> TextNotes:
+        files = self.outputs.files
+        return TextNotes(annotations=annotate(text, files)) if files else TextNotes()
+
+
+def _output_delta(index: int, item: dict[str, Any]) -> CodeLogs | CodeImage:
+    if item["type"] == "logs":
+        return CodeLogs(index=index, logs=item["logs"])
+    return CodeImage(index=index, image=ImageRef(file_id=item["image"]["file_id"]))

@@ -23,19 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from server.config import Settings
-from server.engine.retrieval import Ingested, IngestJob, Retrieval
+from server.db import Database
 from server.models import StoredFile, VectorStore, VectorStoreFile
 from server.storage import BlobStore
+from server.tools.search_service import Ingested, IngestJob, SearchService
 
 log = logging.getLogger("assistd.ingest")
-T = TypeVar("T")
 Key = tuple[str, str]  # (vector_store_id, file_id)
 Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
 
@@ -147,34 +146,27 @@ def current_attributes(session: Session, key: Key) -> dict[str, Any] | None:
 class Ingestor:
     def __init__(
         self,
-        engine: Engine,
+        db: Database,
         settings: Settings,
-        retrieval: Retrieval,
+        search: SearchService,
         blobs: BlobStore,
         owner: str,
     ) -> None:
-        self.engine = engine
+        self.db = db
         self.settings = settings
-        self.retrieval = retrieval
+        self.search = search
         self.blobs = blobs
         self.owner = owner
         # Keyed by claim: a stale attempt and the file's next one may run side by side.
         self.tasks: dict[Claim, asyncio.Task[None]] = {}
 
-    async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        def work() -> T:
-            with Session(self.engine, expire_on_commit=False) as session:
-                return fn(session, *args)
-
-        return await asyncio.to_thread(work)
-
     async def tick(self, claim_jobs: bool) -> None:
         if self.tasks:
-            await self.db(self._renew)
+            await self.db.run(self._renew)
         free = self.settings.ingest_concurrency - len(self.tasks)
         if not claim_jobs or free <= 0:
             return
-        for job in await self.db(claim, self.owner, self.settings.lease_seconds, free):
+        for job in await self.db.run(claim, self.owner, self.settings.lease_seconds, free):
             task = asyncio.create_task(self._ingest(job), name=f"ingest {job[1]}#{job[2]}")
             self.tasks[job] = task
             task.add_done_callback(lambda _, k=job: self.tasks.pop(k, None))  # type: ignore[misc]
@@ -198,15 +190,15 @@ class Ingestor:
         store_id, file_id, generation = job
         key: Key = (store_id, file_id)
         try:
-            loaded = await self.db(load_job, self.blobs, job)
+            loaded = await self.db.run(load_job, self.blobs, job)
             if loaded is None:
                 return
-            result = await asyncio.to_thread(self.retrieval.ingest, loaded)
-            if not await self.db(finish, job, result):
+            result = await asyncio.to_thread(self.search.ingest, loaded)
+            if not await self.db.run(finish, job, result):
                 # Cancelled, detached, re-queued or claimed again while we worked: take
                 # back our own chunks, and only ours.
                 await asyncio.to_thread(
-                    self.retrieval.remove_file, store_id, file_id, generation=generation
+                    self.search.remove_file, store_id, file_id, generation=generation
                 )
                 log.info("ingestion of %s into %s (#%d) discarded", file_id, store_id, generation)
                 return
@@ -214,12 +206,12 @@ class Ingestor:
             # up to ours, so nothing half-indexed stays); a later attempt's stay.
             older_than = generation if not result.error else generation + 1
             await asyncio.to_thread(
-                self.retrieval.remove_file, store_id, file_id, older_than=older_than
+                self.search.remove_file, store_id, file_id, older_than=older_than
             )
-            attributes = await self.db(current_attributes, key)
+            attributes = await self.db.run(current_attributes, key)
             if not result.error and attributes is not None and attributes != loaded.attributes:
                 # Updated while we worked: the index must filter on the new values.
-                await asyncio.to_thread(self.retrieval.update_attributes, *key, attributes)
+                await asyncio.to_thread(self.search.update_attributes, *key, attributes)
             log.info(
                 "ingested %s into %s: %s in %.0f ms",
                 file_id,
@@ -248,4 +240,4 @@ class Ingestor:
             )
             session.commit()
 
-        await self.db(release)
+        await self.db.run(release)

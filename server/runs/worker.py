@@ -19,10 +19,11 @@ import uuid
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
-from server.engine import states
-from server.engine.ingest import Ingestor
-from server.engine.runner import Runner
+from server import run_states as states
 from server.models import Run
+from server.runs import leases
+from server.runs.runner import Runner
+from server.tools.ingestion import Ingestor
 
 log = logging.getLogger("assistd.worker")
 
@@ -31,24 +32,6 @@ CLAIM_BATCH = 64
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def claim(
-    session: Session, run_id: str, owner: str, lease_seconds: float, statuses: tuple[str, ...]
-) -> bool:
-    """Take the lease of one run if it is free (never leased, or its lease lapsed)."""
-    t = time.time()
-    taken = session.exec(  # type: ignore[call-overload]
-        update(Run)
-        .where(
-            Run.id == run_id,
-            Run.status.in_(statuses),  # type: ignore[attr-defined]
-            or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
-        )
-        .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
-    ).rowcount
-    session.commit()
-    return bool(taken)
 
 
 class Worker:
@@ -80,7 +63,7 @@ class Worker:
             await self._task
         if self.ingestor is not None:
             await self.ingestor.stop(self.settings.shutdown_grace_seconds)
-        tasks = list(self.runner.tasks.values())
+        tasks = self.runner.live.tasks()
         if tasks and self.settings.shutdown_grace_seconds > 0:
             log.info(
                 "waiting up to %gs for %d runs", self.settings.shutdown_grace_seconds, len(tasks)
@@ -90,21 +73,13 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.runner.db(self._release_all)
+        await self.runner.db.run(self._release_all)
 
     def _release_all(self, session: Session) -> None:
         session.exec(  # type: ignore[call-overload]
             update(Run).where(Run.lease_owner == self.owner).values(lease_expires_at=0.0)
         )
         session.commit()
-
-    async def claim_and_start(self, run_id: str) -> bool:
-        """Used by streaming requests to execute their run in this process."""
-        statuses = (states.QUEUED, states.CANCELLING)
-        if await self.runner.db(claim, run_id, self.owner, self.settings.lease_seconds, statuses):
-            self.runner.start(run_id)
-            return True
-        return False
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -117,7 +92,7 @@ class Worker:
             self._wake.clear()
 
     async def tick(self) -> None:
-        await self.runner.db(self._renew_leases)
+        await self.runner.db.run(self._renew_leases)
         await self._cancel_requested_elsewhere()
         await self._expire_waiting()
         await self._end_orphans()
@@ -127,31 +102,31 @@ class Worker:
             await self.ingestor.tick(self.claim_jobs)
 
     def _renew_leases(self, session: Session) -> None:
-        if not self.runner.tasks:
+        if not self.runner.live:
             return
         session.exec(  # type: ignore[call-overload]
             update(Run)
-            .where(Run.lease_owner == self.owner, Run.id.in_(list(self.runner.tasks)))  # type: ignore[attr-defined]
+            .where(Run.lease_owner == self.owner, Run.id.in_(self.runner.live.ids()))  # type: ignore[attr-defined]
             .values(lease_expires_at=time.time() + self.settings.lease_seconds)
         )
         session.commit()
 
     async def _cancel_requested_elsewhere(self) -> None:
         """A cancel that reached another replica shows up here as status `cancelling`."""
-        if not self.runner.tasks:
+        if not self.runner.live:
             return
-        ids = list(self.runner.tasks)
-        cancelling = await self.runner.db(
+        ids = self.runner.live.ids()
+        cancelling = await self.runner.db.run(
             lambda s: list(
                 s.exec(select(Run.id).where(Run.id.in_(ids), Run.status == states.CANCELLING))  # type: ignore[attr-defined]
             )
         )
         for run_id in cancelling:
-            self.runner.request_cancel(run_id)
+            self.runner.live.interrupt(run_id)
 
     async def _expire_waiting(self) -> None:
         t = int(time.time())
-        waiting = await self.runner.db(
+        waiting = await self.runner.db.run(
             lambda s: list(
                 s.exec(
                     select(Run).where(Run.status == states.REQUIRES_ACTION, Run.expires_at < t)  # type: ignore[operator]
@@ -164,7 +139,7 @@ class Worker:
 
     async def _end_orphans(self) -> None:
         t = time.time()
-        orphans = await self.runner.db(
+        orphans = await self.runner.db.run(
             lambda s: list(
                 s.exec(
                     select(Run).where(
@@ -175,7 +150,7 @@ class Worker:
             )
         )
         for run in orphans:
-            if run.id in self.runner.tasks:
+            if run.id in self.runner.live:
                 continue
             log.warning("run %s lost its worker; failing it", run.id)
             await self.runner.transition(
@@ -188,42 +163,12 @@ class Worker:
             )
 
     async def _claim_runnable(self) -> None:
-        claimed = await self.runner.db(
-            claim_batch,
+        claimed = await self.runner.db.run(
+            leases.claim_batch,
             self.owner,
             self.settings.lease_seconds,
             CLAIM_BATCH,
-            list(self.runner.tasks),
+            self.runner.live.ids(),
         )
         for run_id in claimed:
             self.runner.start(run_id)
-
-
-def claim_batch(
-    session: Session, owner: str, lease_seconds: float, limit: int, running: list[str]
-) -> list[str]:
-    """Lease up to `limit` runnable runs in one statement, oldest first.
-
-    On PostgreSQL the candidate rows are locked `FOR UPDATE SKIP LOCKED`, so replicas
-    polling at once take disjoint batches instead of racing for the same rows; the
-    status and lease are checked again on the locked rows. SQLite has one writer at a
-    time and no row locks: the clause is left out there and the same UPDATE is atomic.
-    """
-    t = time.time()
-    runnable = (
-        Run.status.in_((states.QUEUED, states.CANCELLING)),  # type: ignore[attr-defined]
-        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
-    )
-    candidates = select(Run.id).where(*runnable).order_by(Run.seq).limit(limit)  # type: ignore[arg-type]
-    if running:
-        candidates = candidates.where(Run.id.not_in(running))  # type: ignore[attr-defined]
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    claimed = session.exec(  # type: ignore[call-overload]
-        update(Run)
-        .where(Run.id.in_(candidates.scalar_subquery()), *runnable)  # type: ignore[attr-defined]
-        .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
-        .returning(Run.id)
-    ).all()
-    session.commit()
-    return [row[0] for row in claimed]

@@ -1,5 +1,6 @@
-"""The process's handle on the retrieval package: one index, embedders by name, and the
-blocking work (parse, chunk, embed, index, search) that callers run in threads.
+"""The search service: the process's handle on the retrieval package (one index,
+embedders by name) and the blocking work (parse, chunk, embed, index, search) that
+callers run in threads.
 
 Nothing is loaded at start-up: Chroma opens on first use and each embedding model on
 its first file or query, so a server that never uses file_search pays nothing for it.
@@ -46,7 +47,7 @@ class IngestJob:
     generation: int | None = None  # the claim's generation; its chunks carry it
 
 
-class Retrieval:
+class SearchService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._index: ChunkIndex | None = None

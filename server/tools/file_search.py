@@ -5,23 +5,48 @@ The model gets a `file_search` function taking several queries. Its results come
 as numbered sources, each introduced by the marker the hosted API used,
 `【{call}:{result}†{filename}】`; markers the reply repeats become annotations. Sources
 are read back from the run's own steps, so a run taken over by another worker after a
-crash still cites correctly.
+crash still cites correctly. `FileSearch` is the tool behind the run engine's ServerTool
+seam (server/tools/base.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, select
 
+from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.index import SearchTrace
 from server.crud import vector_stores
+from server.db import Database
 from server.ids import now
 from server.models import Assistant, RetrievalTrace, Run, RunStep, Thread, VectorStoreFile
+from server.protocol.deltas import (
+    FileSearchDelta,
+    FileSearchResultDelta,
+    FileSearchToolCallDelta,
+    ToolCallDelta,
+)
+from server.protocol.deltas import RankingOptions as DeltaRanking
+from server.tools.base import (
+    ChatTool,
+    ServerTool,
+    StepCall,
+    TextNotes,
+    ToolCall,
+    ToolFailed,
+    ToolUse,
+    TurnHost,
+)
+from server.tools.search_service import SearchService
 
+log = logging.getLogger("assistd.runner")
 TOOL_NAME = "file_search"
 DEFAULT_RANKER = "default_2024_08_21"
 DEFAULT_RANKING = {"ranker": DEFAULT_RANKER, "score_threshold": 0.0}
@@ -29,7 +54,7 @@ MARKER = re.compile(r"【(\d+)(?::(\d+))?†([^】]*)】")
 QUOTE_CHARS = 400
 
 
-def chat_tool() -> dict[str, Any]:
+def chat_tool() -> ChatTool:
     return {
         "type": "function",
         "function": {
@@ -237,3 +262,117 @@ def save_trace(
         )
     )
     session.commit()
+
+
+# --- the tool ------------------------------------------------------------------------
+
+
+class FileSearch(ServerTool):
+    """Searches the run's vector stores (the assistant's and the thread's)."""
+
+    name = TOOL_NAME
+
+    def __init__(self, search: SearchService, ingest_wait_seconds: float) -> None:
+        self.search = search
+        self.ingest_wait_seconds = ingest_wait_seconds
+
+    def use(self, run: Run, db: Database) -> ToolUse:
+        return FileSearchUse(self, run, db)
+
+    def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
+        body = call["file_search"]
+        arguments = json.dumps({"queries": body.get("queries") or []})
+        return arguments, output_text(ordinal, body.get("results") or [])
+
+
+class FileSearchUse(ToolUse):
+    def __init__(self, tool: FileSearch, run: Run, db: Database) -> None:
+        self.tool = tool
+        self.run = run
+        self.db = db
+
+    async def offer(self) -> ChatTool:
+        return chat_tool()
+
+    def begin(self, call: ToolCall) -> ToolCallDelta:
+        return FileSearchToolCallDelta(index=call.index, id=call.id, file_search=FileSearchDelta())
+
+    async def execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
+        """Answer the calls from the run's stores, after waiting for their files to
+        finish ingesting (as the hosted API did), and keep a trace of each."""
+        try:
+            await self._execute(calls, turn)
+        except (UnknownEmbeddingModel, EmbeddingModelUnavailable) as exc:
+            # A store's model is gone or broken: the operator's problem, said as such,
+            # rather than a crash report.
+            log.warning("run %s: file_search failed: %s", self.run.id, exc)
+            raise ToolFailed("server_error", str(exc)) from exc
+
+    async def _execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
+        run, settings = self.run, settings_for(self.run)
+        refs = await self.db.run(store_refs, run)
+        await self._wait_for_ingestion([store_id for store_id, _ in refs])
+        ranking = settings.ranking_options
+        for call in calls:
+            started = time.perf_counter()
+            queries = queries_from_arguments(call.arguments)
+            trace = None
+            if refs and queries:
+                trace = await asyncio.to_thread(
+                    self.tool.search.search,
+                    refs,
+                    queries,
+                    max_num_results=settings.max_num_results,
+                    score_threshold=settings.score_threshold,
+                    ranker=settings.ranker,
+                )
+            call.outputs = step_results(trace.results) if trace else []
+            call.extra = {"queries": queries, "ranking_options": ranking}
+            await self.db.run(save_trace, run, turn.tool_step_id, call.id, refs, call.extra, trace)
+            body = FileSearchDelta(
+                ranking_options=DeltaRanking(**ranking),
+                results=[
+                    FileSearchResultDelta(
+                        file_id=r["file_id"], file_name=r["file_name"], score=r["score"]
+                    )
+                    for r in call.outputs
+                ],
+            )
+            turn.step_delta(FileSearchToolCallDelta(index=call.index, file_search=body))
+            log.info(
+                "run %s: file_search call %s: %d results in %.1f ms",
+                run.id,
+                call.id,
+                len(call.outputs),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _wait_for_ingestion(self, store_ids: list[str]) -> None:
+        deadline = time.monotonic() + self.tool.ingest_wait_seconds
+        while store_ids and time.monotonic() < deadline:
+            if not await self.db.run(ingesting, store_ids):
+                return
+            await asyncio.sleep(0.2)
+
+    def details(self, call: ToolCall) -> StepCall:
+        return {
+            "id": call.id,
+            "type": TOOL_NAME,
+            "file_search": {
+                "ranking_options": call.extra.get("ranking_options") or DEFAULT_RANKING,
+                "results": call.outputs,
+                # Extension: the queries the model searched with.
+                "queries": call.extra.get("queries", []),
+            },
+        }
+
+    async def annotate(self, text: str, complete: bool) -> TextNotes:
+        """file_citation annotations for the reply's source markers (appending markers
+        when the model cited nothing), streamed as one last delta before completion."""
+        if not complete:
+            return TextNotes()
+        sources = await self.db.run(run_sources, self.run)
+        appended, citations = cite(text, sources)
+        if not citations:
+            return TextNotes()
+        return TextNotes(appended=appended, annotations=citations, streamed=True)
