@@ -17,11 +17,11 @@ from sqlalchemy import func
 from sqlmodel import Session, delete, select
 
 from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy
-from retrieval.embedding import UnknownEmbeddingModel, get_embedder
+from retrieval.embedding import EmbeddingModels, UnknownEmbeddingModel
 from server.crud import files
 from server.errors import APIError, bad_request, not_found
 from server.ids import new_id, now
-from server.models import StoredFile, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from server.models import StoredFile, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from server.protocol.vector_stores import (
     FileBatchCreate,
     FileBatchObject,
@@ -34,17 +34,6 @@ from server.protocol.vector_stores import (
 
 DAY = 86_400
 THREAD_STORE_DAYS = 7  # the hosted API's expiry for stores made from message attachments
-
-
-@dataclass
-class Defaults:
-    """Set once per process from Settings (create_app): the embedding model of stores
-    made without one, including those the `vector_stores` helpers create."""
-
-    embedding_model: str = "all-MiniLM-L6-v2"
-
-
-defaults = Defaults()
 
 
 # --- stores -----------------------------------------------------------------------------
@@ -132,14 +121,14 @@ def require_stores(session: Session, project: str, store_ids: list[str], param: 
             raise bad_request(f"No vector store found with id '{store_id}'.", f"{param}[{i}]")
 
 
-def check_embedding_model(name: str, param: str = "embedding_model") -> None:
+def check_embedding_model(models: EmbeddingModels, name: str, param: str) -> None:
     """400 unless `name` is a model this server offers (the bundled one, the operator's
-    default and ASSISTD_EMBEDDING_MODELS; retrieval.embedding.allow_models). A name off
+    default and ASSISTD_EMBEDDING_MODELS: the search service's `models`). A name off
     that list is refused before anything is looked up, so the answer never says whether
     some path exists on the server. Loads nothing: a model that is offered but broken
     fails its files at ingestion instead."""
     try:
-        get_embedder(name)
+        models.get(name)
     except UnknownEmbeddingModel as exc:
         raise bad_request(str(exc), param=param) from None
 
@@ -152,13 +141,15 @@ def create(
     session: Session,
     project: str,
     body: VectorStoreCreate,
+    models: EmbeddingModels,
     commit: bool = True,
     param_prefix: str = "",
 ) -> VectorStore:
     """The store and its first files in one transaction (no half-created store).
-    `param_prefix` places errors inside a larger body (the tool_resources helper)."""
+    `models` are the embedding models offered (and the default of a store made without
+    one); `param_prefix` places errors inside a larger body (the tool_resources helper)."""
     if body.embedding_model:
-        check_embedding_model(body.embedding_model, f"{param_prefix}embedding_model")
+        check_embedding_model(models, body.embedding_model, f"{param_prefix}embedding_model")
     created = now()
     expires_after = body.expires_after.model_dump() if body.expires_after else None
     row = VectorStore(
@@ -170,7 +161,7 @@ def create(
         expires_after=expires_after,
         expires_at=_expiry(expires_after, created),
         meta=body.metadata or {},
-        embedding_model=body.embedding_model or defaults.embedding_model,
+        embedding_model=body.embedding_model or models.default,
     )
     session.add(row)
     if body.file_ids:
@@ -186,7 +177,12 @@ def create(
 
 
 def add_attachments(
-    session: Session, project: str, thread: Any, file_ids: list[str], commit: bool = True
+    session: Session,
+    project: str,
+    thread: Thread,
+    file_ids: list[str],
+    models: EmbeddingModels,
+    commit: bool = True,
 ) -> bool:
     """Files attached to a message for file_search go into the thread's vector store, as
     the hosted API did. The thread's store is reused only while it can still be searched
@@ -216,7 +212,7 @@ def add_attachments(
             name=f"Vector store for {thread.id}",
             expires_after={"anchor": "last_active_at", "days": THREAD_STORE_DAYS},  # type: ignore[arg-type]
         )
-        store = create(session, project, body, commit=False)
+        store = create(session, project, body, models, commit=False)
         resources["file_search"] = {"vector_store_ids": [store.id]}
         thread.tool_resources = resources
         session.add(thread)
