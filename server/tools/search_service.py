@@ -20,8 +20,9 @@ from retrieval.embedding import (
     EmbeddingModelUnavailable,
     UnknownEmbeddingModel,
 )
-from retrieval.index import ChunkIndex, SearchTrace, StoredChunk
+from retrieval.index import ChunkIndex
 from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from retrieval.records import SearchTrace, StoredChunk
 from server.config import Settings
 
 
