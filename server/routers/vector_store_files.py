@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from server.crud import file_batches as batches
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project, Search, WorkerDep
@@ -176,9 +177,9 @@ def create_batch(
     worker: WorkerDep,
 ) -> FileBatchObject:
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    batch = crud.create_batch(db, crud.get(db, project, vector_store_id), body)
+    batch = batches.create_batch(db, crud.get(db, project, vector_store_id), body)
     worker.wake()
-    return crud.batch_to_api(db, batch)
+    return batches.batch_to_api(db, batch)
 
 
 @router.get("/file_batches/{batch_id}")
@@ -186,17 +187,17 @@ def get_batch(
     vector_store_id: str, batch_id: str, response: Response, project: Project, db: DB
 ) -> FileBatchObject:
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    return crud.batch_to_api(db, crud.get_batch(db, project, vector_store_id, batch_id))
+    return batches.batch_to_api(db, batches.get_batch(db, project, vector_store_id, batch_id))
 
 
 @router.post("/file_batches/{batch_id}/cancel")
 def cancel_batch(
     vector_store_id: str, batch_id: str, project: Project, db: DB, search: Search
 ) -> FileBatchObject:
-    batch = crud.get_batch(db, project, vector_store_id, batch_id)
-    for file_id in crud.cancel_batch(db, batch):
+    batch = batches.get_batch(db, project, vector_store_id, batch_id)
+    for file_id in batches.cancel_batch(db, batch):
         search.remove_file(vector_store_id, file_id)
-    return crud.batch_to_api(db, batch)
+    return batches.batch_to_api(db, batch)
 
 
 @router.get("/file_batches/{batch_id}/files")
@@ -208,7 +209,7 @@ def list_batch_files(
     page: Listing,
     filter: StatusFilter = None,
 ) -> ListPage[VectorStoreFileObject]:
-    crud.get_batch(db, project, vector_store_id, batch_id)
+    batches.get_batch(db, project, vector_store_id, batch_id)
     where = {"project": project, "batch_id": batch_id}
     if filter:
         where["status"] = filter
