@@ -148,7 +148,8 @@ class Embedder(ABC):
         vectors = self._embed_query(self.windows(text))
         mean = vectors.mean(axis=0)
         norm = float(np.linalg.norm(mean))
-        return (mean / norm if norm else mean).tolist()
+        vector: list[float] = (mean / norm if norm else mean).tolist()
+        return vector
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -227,7 +228,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self.load()._tokenizer.encode(text, add_special_tokens=False)
-        return encoding.offsets
+        offsets: list[tuple[int, int]] = encoding.offsets
+        return offsets
 
     def count_tokens_batch(self, texts: list[str]) -> list[int]:
         encodings = self.load()._tokenizer.encode_batch(texts, add_special_tokens=False)
@@ -235,7 +237,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         model = self.load()._model
-        return model.encode(
+        vectors: np.ndarray = model.encode(
             texts,
             prompt=self._document_prompt,
             batch_size=self.batch_size,
@@ -243,6 +245,7 @@ class SentenceTransformerEmbedder(Embedder):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        return vectors
 
     def _embed_query(self, texts: list[str]) -> np.ndarray:
         """A query's few windows straight through the model: encode()'s batching machinery
@@ -268,7 +271,8 @@ class SentenceTransformerEmbedder(Embedder):
                 vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
         finally:
             torch.set_num_threads(threads)
-        return vectors.cpu().numpy()
+        out: np.ndarray = vectors.cpu().numpy()
+        return out
 
     def _query_encoder(self) -> QueryEncoder | None:
         """The ONNX Runtime copy of the query path (retrieval/onnx_query.py), exported on

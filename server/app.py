@@ -33,8 +33,8 @@ from server.runs.model_client import ModelClient
 from server.runs.runner import Runner
 from server.runs.worker import Worker, worker_name
 from server.storage import BlobStore
-from server.tools import server_tools
 from server.tools.ingestion import Ingestor
+from server.tools.registry import server_tools
 from server.tools.search_service import SearchService
 from server.v1compat import V1Compat
 

@@ -108,7 +108,7 @@ class Runner:
     async def transition(self, run: Run, target: str, **values: Any) -> bool:
         """Compare-and-set `run` to `target`; False when someone else moved it first (a
         cancel, usually), and `run` then holds the truth."""
-        return await self.db.run(run_crud.transition, run, target, **values)
+        return await self.db.run(lambda s: run_crud.transition(s, run, target, **values))
 
     # -- execution -------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ class Runner:
             await self._end(run, states.FAILED, last_error={"code": code, "message": message})
             return False
         usage = add_usage(run.usage, finish.usage)
-        await self.db.run(run_crud.set_fields, run, usage=usage)
+        await self.db.run(lambda s: run_crud.set_fields(s, run, usage=usage))
         if turn.calls:
             for use, calls in turn.server_calls():
                 try:

@@ -21,12 +21,13 @@ writes its chunks tagged with its generation, beside any other attempt's, and:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
 
-from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, or_, update
+from sqlmodel import Session, col, select
 
 from server.config import Settings
 from server.db import Database
@@ -39,11 +40,20 @@ Key = tuple[str, str]  # (vector_store_id, file_id)
 Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
 
 
-def _free_lease(t: float) -> Any:
-    return or_(
-        VectorStoreFile.lease_expires_at.is_(None),  # type: ignore[union-attr]
-        VectorStoreFile.lease_expires_at < t,  # type: ignore[operator]
+def _free_lease(t: float) -> ColumnElement[bool]:
+    lease = col(VectorStoreFile.lease_expires_at)
+    return or_(lease.is_(None), lease < t)
+
+
+def _is(job: Claim | Key) -> tuple[ColumnElement[bool], ...]:
+    """The row of a (store, file) key, or of a claim: also still at its generation."""
+    where: tuple[ColumnElement[bool], ...] = (
+        col(VectorStoreFile.vector_store_id) == job[0],
+        col(VectorStoreFile.id) == job[1],
     )
+    if len(job) == 3:
+        where += (col(VectorStoreFile.generation) == job[2],)
+    return where
 
 
 def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
@@ -51,38 +61,36 @@ def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> lis
     replicas take disjoint rows; SQLite's single writer makes the UPDATE atomic), and give
     each the next generation of its store."""
     t = time.time()
-    waiting = (VectorStoreFile.status == "in_progress", _free_lease(t))
-    candidates = select(VectorStoreFile.seq).where(*waiting).order_by(VectorStoreFile.seq)  # type: ignore[arg-type]
-    candidates = candidates.limit(limit)
+    seq_ = col(VectorStoreFile.seq)
+    waiting = (col(VectorStoreFile.status) == "in_progress", _free_lease(t))
+    candidates = select(seq_).where(*waiting).order_by(seq_).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         update(VectorStoreFile)
-        .where(VectorStoreFile.seq.in_(candidates.scalar_subquery()), *waiting)  # type: ignore[union-attr]
+        .where(seq_.in_(candidates.scalar_subquery()), *waiting)
         .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
-        .returning(VectorStoreFile.seq, VectorStoreFile.vector_store_id, VectorStoreFile.id)
+        .returning(seq_, col(VectorStoreFile.vector_store_id), col(VectorStoreFile.id))
     ).all()
     by_store: dict[str, list[tuple[int, str]]] = {}
     for seq, store_id, file_id in rows:
+        assert seq is not None  # a row's primary key
         by_store.setdefault(store_id, []).append((seq, file_id))
     claimed: list[Claim] = []
     # Stores in a fixed order: two replicas bumping the same stores cannot deadlock.
     for store_id in sorted(by_store):
         files = sorted(by_store[store_id])
-        top = session.exec(  # type: ignore[call-overload]
+        generation_ = col(VectorStore.ingest_generation)
+        top = session.exec(
             update(VectorStore)
-            .where(VectorStore.id == store_id)
-            .values(ingest_generation=VectorStore.ingest_generation + len(files))
-            .returning(VectorStore.ingest_generation)
+            .where(col(VectorStore.id) == store_id)
+            .values(ingest_generation=generation_ + len(files))
+            .returning(generation_)
         ).scalar()
         if top is None:  # the store is gone (its rows go with it)
             continue
         for generation, (seq, file_id) in enumerate(files, start=top - len(files) + 1):
-            session.exec(  # type: ignore[call-overload]
-                update(VectorStoreFile)
-                .where(VectorStoreFile.seq == seq)
-                .values(generation=generation)
-            )
+            session.exec(update(VectorStoreFile).where(seq_ == seq).values(generation=generation))
             claimed.append((store_id, file_id, generation))
     session.commit()
     return claimed
@@ -121,14 +129,9 @@ def finish(session: Session, job: Claim, result: Ingested) -> bool:
         values.update(status="failed", last_error=result.error)
     else:
         values.update(status="completed", usage_bytes=result.usage_bytes, chunk_count=result.chunks)
-    done = session.exec(  # type: ignore[call-overload]
+    done = session.exec(
         update(VectorStoreFile)
-        .where(
-            VectorStoreFile.vector_store_id == job[0],
-            VectorStoreFile.id == job[1],
-            VectorStoreFile.status == "in_progress",
-            VectorStoreFile.generation == job[2],
-        )
+        .where(*_is(job), col(VectorStoreFile.status) == "in_progress")
         .values(**values)
     ).rowcount
     session.commit()
@@ -136,11 +139,8 @@ def finish(session: Session, job: Claim, result: Ingested) -> bool:
 
 
 def current_attributes(session: Session, key: Key) -> dict[str, Any] | None:
-    return session.exec(
-        select(VectorStoreFile.attributes).where(
-            VectorStoreFile.vector_store_id == key[0], VectorStoreFile.id == key[1]
-        )
-    ).first()
+    found = session.exec(select(VectorStoreFile.attributes).where(*_is(key))).first()
+    return None if found is None else dict(found)
 
 
 class Ingestor:
@@ -169,18 +169,16 @@ class Ingestor:
         for job in await self.db.run(claim, self.owner, self.settings.lease_seconds, free):
             task = asyncio.create_task(self._ingest(job), name=f"ingest {job[1]}#{job[2]}")
             self.tasks[job] = task
-            task.add_done_callback(lambda _, k=job: self.tasks.pop(k, None))  # type: ignore[misc]
+            task.add_done_callback(functools.partial(self._done, job))
+
+    def _done(self, job: Claim, _: asyncio.Task[None]) -> None:
+        self.tasks.pop(job, None)
 
     def _renew(self, session: Session) -> None:
-        for store_id, file_id, generation in list(self.tasks):
-            session.exec(  # type: ignore[call-overload]
+        for job in list(self.tasks):
+            session.exec(
                 update(VectorStoreFile)
-                .where(
-                    VectorStoreFile.vector_store_id == store_id,
-                    VectorStoreFile.id == file_id,
-                    VectorStoreFile.generation == generation,
-                    VectorStoreFile.lease_owner == self.owner,
-                )
+                .where(*_is(job), col(VectorStoreFile.lease_owner) == self.owner)
                 .values(lease_expires_at=time.time() + self.settings.lease_seconds)
             )
         session.commit()
@@ -233,9 +231,9 @@ class Ingestor:
         await asyncio.gather(*tasks, return_exceptions=True)
 
         def release(session: Session) -> None:
-            session.exec(  # type: ignore[call-overload]
+            session.exec(
                 update(VectorStoreFile)
-                .where(VectorStoreFile.lease_owner == self.owner)
+                .where(col(VectorStoreFile.lease_owner) == self.owner)
                 .values(lease_expires_at=0.0)
             )
             session.commit()
