@@ -30,6 +30,7 @@ from server.routers import (
 )
 from server.runs.events import EventBus
 from server.runs.model_client import ModelClient
+from server.runs.observe import Observers
 from server.runs.runner import Runner
 from server.runs.worker import Worker, worker_name
 from server.storage import BlobStore
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             settings, sandbox=sandbox, sandbox_problem=problem, blobs=blobs, search=search
         )
         owner = worker_name()
-        app.state.runner = runner = Runner(db, settings, bus, ModelClient(settings), owner, tools)
+        # Metrics, traces, usage and the inspector's model-call log observe runs here.
+        app.state.observers = observers = Observers()
+        models = ModelClient(settings)
+        app.state.runner = runner = Runner(db, settings, bus, models, owner, tools, observers)
         # Without the worker loop this process still executes the runs it streams.
         ingestor = Ingestor(db, settings, search, blobs, owner)
         app.state.worker = worker = Worker(

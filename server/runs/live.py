@@ -21,6 +21,7 @@ class LiveRun:
     cancel_requested: bool = False
     tools: dict[str, ToolUse] = field(default_factory=dict)  # by name, for this run
     turn: Turn | None = None  # the model call in flight: its text is kept on cancel
+    model_calls: int = 0  # model calls made so far in this execution
 
 
 class LiveRuns:

@@ -133,6 +133,19 @@ class ModelClient:
             self.routed = {m["model_name"] for m in model_list}
             self.direct = direct_routes(model_list, fallbacks)
 
+    def route_of(self, model: str) -> str:
+        """How a model name is routed, in words (recorded with each model call)."""
+        if model in self.direct:
+            return f"MODELS_CONFIG: {self.direct[model].get('model', model)}"
+        if self.router is not None and model in self.routed:
+            return "MODELS_CONFIG: litellm Router"
+        provider = model.split("/", 1)[0] if "/" in model else None
+        if provider and provider in litellm.provider_list:
+            return f"litellm provider {provider}"
+        if self.settings.model_base_url:
+            return f"MODEL_BASE_URL: {self.settings.model_base_url}"
+        return "no route"
+
     async def _open(self, request: ModelRequest) -> Any:
         common: dict[str, Any] = {
             **request.params(),

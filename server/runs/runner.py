@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -25,10 +26,11 @@ from server.crud.runs import RunGone
 from server.db import Database
 from server.ids import now
 from server.models import Run
-from server.runs import leases, prompt, writes
+from server.runs import leases, observe, prompt, writes
 from server.runs.events import EventBus
 from server.runs.live import LiveRun, LiveRuns
 from server.runs.model_client import Finish, ModelClient, ModelRequest, classify_error
+from server.runs.observe import ModelCall, Observers
 from server.runs.turn import Turn
 from server.tools.base import ServerTool, ToolFailed
 
@@ -61,6 +63,7 @@ class Runner:
         models: ModelClient,
         owner: str,
         tools: Mapping[str, ServerTool],
+        observers: Observers | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -69,6 +72,7 @@ class Runner:
         self.owner = owner
         self.tools = dict(tools)
         self.live = LiveRuns()
+        self.observers = observers or Observers()
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -108,7 +112,11 @@ class Runner:
     async def transition(self, run: Run, target: str, **values: Any) -> bool:
         """Compare-and-set `run` to `target`; False when someone else moved it first (a
         cancel, usually), and `run` then holds the truth."""
-        return await self.db.run(lambda s: run_crud.transition(s, run, target, **values))
+        previous = run.status
+        moved = await self.db.run(lambda s: run_crud.transition(s, run, target, **values))
+        if moved:
+            await self.observers.run_status(run, previous)
+        return moved
 
     # -- execution -------------------------------------------------------------------
 
@@ -218,26 +226,44 @@ class Runner:
             reasoning_effort=run.reasoning_effort,
         )
         turn = live.turn = Turn(run, self.db, lambda e, d: self.emit(run, e, d), live.tools)
+        live.model_calls += 1
+        call = ModelCall(run, live.model_calls, request, self.models.route_of(request.model))
+        await self.observers.model_call_started(call)
         try:
-            finish = await turn.stream(self.models, request, function_names)
+            finish = await turn.stream(
+                observe.recorded(self.models.stream(request), call), function_names
+            )
         except asyncio.CancelledError:
+            call.cancelled, call.ended_at = True, time.time()
+            await self.observers.model_call_ended(call)
             raise
         except Exception as exc:
             code, message = classify_error(exc)
+            call.error, call.ended_at = (code, message), time.time()
+            await self.observers.model_call_ended(call)
             log.info("run %s: model call failed: %s", run.id, message)
             await turn.save_partial_text()
             await self._end(run, states.FAILED, last_error={"code": code, "message": message})
             return False
+        call.ended_at = time.time()
+        await self.observers.model_call_ended(call)
         usage = add_usage(run.usage, finish.usage)
         await self.db.run(lambda s: run_crud.set_fields(s, run, usage=usage))
         if turn.calls:
             for use, calls in turn.server_calls():
+                kind = next(name for name, u in live.tools.items() if u is use)
+                await self.observers.tools_started(run, kind, calls)
+                started = time.perf_counter()
                 try:
                     await use.execute(calls, turn)
                 except ToolFailed as failed:
+                    seconds = time.perf_counter() - started
+                    await self.observers.tools_ended(run, kind, calls, seconds, failed.code)
                     error = {"code": failed.code, "message": failed.message}
                     await self._end(run, states.FAILED, last_error=error)
                     return False
+                seconds = time.perf_counter() - started
+                await self.observers.tools_ended(run, kind, calls, seconds, None)
             if turn.function_calls():
                 await self._require_action(run, turn, finish)
                 return False

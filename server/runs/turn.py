@@ -10,7 +10,7 @@ produced so far is kept, so a cancel can save the partial text.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.crud import messages as message_crud
@@ -23,8 +23,7 @@ from server.protocol.runs import FunctionToolCall
 from server.runs import writes
 from server.runs.model_client import (
     Finish,
-    ModelClient,
-    ModelRequest,
+    StreamEvent,
     TextDelta,
 )
 from server.runs.model_client import ToolCallDelta as ModelToolCall
@@ -64,12 +63,11 @@ class Turn:
 
     # -- streaming -------------------------------------------------------------------
 
-    async def stream(
-        self, models: ModelClient, request: ModelRequest, function_names: set[str]
-    ) -> Finish:
+    async def stream(self, events: AsyncIterator[StreamEvent], function_names: set[str]) -> Finish:
+        """Consume the model's stream (`ModelClient.stream`, maybe wrapped by an observer)."""
         finish = Finish(None)
         hold = bool(function_names)  # tool calls written as text must not leak as text
-        async for event in models.stream(request):
+        async for event in events:
             if isinstance(event, TextDelta):
                 if hold:
                     self.held += event.text
