@@ -11,7 +11,8 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from sandbox.sessions import SandboxManager
-from server import __version__, slow_work
+from server import __version__, openapi, slow_work, url_policy
+from server.body_guard import BodyGuard
 from server.config import Settings
 from server.crud import vector_stores as vector_store_crud
 from server.db import make_engine, migrate
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             migrate(settings.database_url)
         app.state.engine = make_engine(settings.database_url)
         app.state.blobs = BlobStore(settings.files_dir)
+        await asyncio.to_thread(app.state.blobs.sweep)  # temp files of killed uploads
         app.state.bus = EventBus()
         sandbox, problem = await start_sandbox(settings)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
@@ -106,7 +108,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(V1Compat)  # inside RequestId: OpenAI-Beta: assistants=v1 requests
+    app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)  # size, then content
     app.add_middleware(RequestId)
+    openapi.install(app)
+    url_policy.policy.allow_local = settings.allow_local_image_urls
     # Routes are tried in order, so the busiest (messages, runs) come first. runs must
     # precede threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
     routers = (health, messages, runs, steps, threads, assistants, files, vector_stores)

@@ -15,12 +15,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import Session
 
+from server.json_safety import dumps_for_storage
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
     """JSON columns are parsed with orjson: a page of 20 messages parses ~90 JSON values,
-    and the stdlib parser was a fifth of a list request's CPU (bench/api_crud.py)."""
+    and the stdlib parser was a fifth of a list request's CPU (bench/api_crud.py). They
+    are written by `dumps_for_storage`, which never writes what orjson cannot read back
+    (an unpaired surrogate, NaN): such a row would fail every list that meets it."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -28,6 +32,7 @@ def make_engine(url: str) -> Engine:
             pool_size=20,
             pool_use_lifo=True,
             json_deserializer=orjson.loads,
+            json_serializer=dumps_for_storage,
         )
 
         @event.listens_for(engine, "connect")
@@ -48,6 +53,7 @@ def make_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         json_deserializer=orjson.loads,
+        json_serializer=dumps_for_storage,
         connect_args={"connect_timeout": 10} if url.startswith("postgresql") else {},
     )
 

@@ -13,6 +13,14 @@ from pydantic import (
 )
 
 from server.protocol.common import Metadata, Request
+from server.protocol.limits import (
+    MAX_BATCH_FILES,
+    MAX_INT64,
+    MAX_SEARCH_QUERIES,
+    MAX_SEARCH_QUERY,
+    MAX_STORE_FILE_IDS,
+    MIN_INT64,
+)
 
 MAX_ATTRIBUTES = 16
 
@@ -30,8 +38,10 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
+# Chroma keeps attribute numbers as 64-bit integers or doubles.
+AttributeInt = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
 Attributes = Annotated[
-    dict[str, str | bool | int | float] | None, AfterValidator(_check_attributes)
+    dict[str, str | bool | AttributeInt | float] | None, AfterValidator(_check_attributes)
 ]
 # Chunking strategies are checked by retrieval.chunking (which also knows our
 # markdown/code extensions), so the request keeps them as plain objects.
@@ -44,7 +54,7 @@ class ExpiresAfter(Request):
 
 
 class VectorStoreCreate(Request):
-    file_ids: Annotated[list[str], Field(max_length=500)] = []
+    file_ids: Annotated[list[str], Field(max_length=MAX_STORE_FILE_IDS)] = []
     name: str | None = None
     expires_after: ExpiresAfter | None = None
     chunking_strategy: ChunkingStrategy | None = None
@@ -70,10 +80,11 @@ class VectorStoreFileUpdate(Request):
 
 
 class FileBatchCreate(Request):
-    file_ids: Annotated[list[str], Field(min_length=1, max_length=2000)] | None = None
-    files: Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=2000)] | None = (
-        None
-    )
+    file_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_BATCH_FILES)] | None = None
+    files: (
+        Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=MAX_BATCH_FILES)]
+        | None
+    ) = None
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
 
@@ -87,8 +98,11 @@ class SearchRankingOptions(Request):
     score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+Query = Annotated[str, Field(max_length=MAX_SEARCH_QUERY)]
+
+
 class SearchRequest(Request):
-    query: str | Annotated[list[str], Field(min_length=1)]
+    query: Query | Annotated[list[Query], Field(min_length=1, max_length=MAX_SEARCH_QUERIES)]
     rewrite_query: bool = False
     max_num_results: int = Field(default=10, ge=1, le=50)
     filters: dict[str, Any] | None = None

@@ -11,11 +11,14 @@ from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 from server.routers.json_route import JSONRoute
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute)
+_EMPTY = ThreadCreate()
 
 
 @router.post("")
-def create_thread(project: Project, db: DB, body: ThreadCreate | None = None) -> ThreadObject:
-    return crud.to_api(crud.create(db, project, body or ThreadCreate()))
+def create_thread(project: Project, db: DB, body: ThreadCreate = _EMPTY) -> ThreadObject:
+    # The body is optional (empty reads as `{}`), but when sent it is an object: a
+    # `null` body is a 400 (server/body_guard.py), not a thread.
+    return crud.to_api(crud.create(db, project, body))
 
 
 @router.get("/{thread_id}")
