@@ -62,15 +62,16 @@ def _is_json(content_type: bytes | None) -> bool:
     return mime in _JSON_TYPES or mime.endswith(b"+json")
 
 
-def _too_deep(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
+def _within_depth(node: Any, budget: int) -> bool:
+    """Whether no container in `node` is nested past `budget` levels. Visits containers
+    only (a 27 KB assistant with 20 tools: about 40 us, orjson's parse is 20 us)."""
+    if budget == 0:
+        return False
+    for value in node.values() if type(node) is dict else node:
+        kind = type(value)
+        if (kind is dict or kind is list) and not _within_depth(value, budget - 1):
+            return False
+    return True
 
 
 def check_json_body(body: bytes) -> APIError | None:
@@ -99,7 +100,8 @@ def check_json_body(body: bytes) -> APIError | None:
         return bad_request(message, param or None, "invalid_value")
     if not isinstance(value, dict):
         return bad_request("The request body must be a JSON object.", code="invalid_value")
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _too_deep(value, MAX_DEPTH):
+    deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH  # else it cannot be too deep
+    if deep and not _within_depth(value, MAX_DEPTH):
         return bad_request(f"The request body is nested too deeply (at most {MAX_DEPTH}).")
     return None
 

@@ -196,11 +196,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
-    """Every method some route serves at this path. Starlette's own Allow header (when it
-    sets one) names only the first route that matched the path, not all of them."""
-    methods: set[str] = set()
+    """The methods the API offers at this path. Starlette's own Allow header names only
+    the first route that matched. Of the routes whose template matches, the most literal
+    ones are the resource (`/v1/threads/runs` is POST only, although
+    `/v1/threads/{thread_id}` would also match it)."""
+    best, methods = -1, set()
     for route in app.router.routes:
         match, _ = route.matches({**scope, "method": "GET"})
-        if match != Match.NONE:
+        path = getattr(route, "path", None)
+        if match == Match.NONE or path is None:
+            continue
+        literal = sum(1 for part in path.split("/") if part and not part.startswith("{"))
+        if literal > best:
+            best, methods = literal, set()
+        if literal == best:
             methods.update(getattr(route, "methods", None) or ())
     return sorted(methods)

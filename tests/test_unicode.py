@@ -237,3 +237,14 @@ def test_doctor_repairs_rows_that_broke_listings(server, other_client) -> None:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM assistants WHERE id = :id"), {"id": asst_id})
         engine.dispose()
+
+
+def test_model_output_with_a_lone_surrogate_is_stored_readably(
+    client, model, assistant, thread
+) -> None:
+    """A model's reply is not a request: nothing refuses it, so storage repairs it."""
+    model.text("broken \ud800 text", chunks=2)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread_id=thread.id).data[0]
+    assert reply.content[0].text.value == "broken \ufffd text"  # type: ignore[union-attr]

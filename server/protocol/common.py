@@ -6,7 +6,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from server.protocol.limits import MAX_FUNCTION_DESCRIPTION, MAX_TOOLS
+from server.protocol.limits import MAX_FUNCTION_DESCRIPTION, MAX_TOOLS, Integral
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LEN = 64
@@ -72,7 +72,7 @@ class RankingOptions(Request):
 
 
 class FileSearchSettings(Request):
-    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    max_num_results: Annotated[int, Field(ge=1, le=50), Integral] | None = None
     ranking_options: RankingOptions | None = None
 
 

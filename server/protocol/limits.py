@@ -6,9 +6,9 @@ bounded by the body cap (ASSISTD_MAX_JSON_BYTES, server/body_guard.py).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
-from pydantic import Field
+from pydantic import BeforeValidator
 
 # Integers are stored in INTEGER columns (32 bits on PostgreSQL) or sent on to the
 # model and Chroma (64 bits): anything larger was an OverflowError at commit, a 500.
@@ -29,4 +29,15 @@ MAX_SEARCH_QUERY = 4096  # ours: characters per query (the encoder reads 256 tok
 MAX_BATCH_FILES = 2000  # vector store file batch (spec; it was 500 in older specs)
 MAX_STORE_FILE_IDS = 500  # vector_stores.create file_ids (spec)
 
-Int32 = Annotated[int, Field(le=MAX_INT32)]
+
+def _integral(value: Any) -> Any:
+    """42.0 is an integer to JSON Schema (and so to the published document); strict
+    pydantic would refuse it. A fractional number or a string is still refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Goes after the bounds: `Annotated[int, Field(ge=1, le=50), Integral]`, so the published
+# schema says minimum/maximum. Every integer a request stores has both bounds.
+Integral = BeforeValidator(_integral)

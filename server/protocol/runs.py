@@ -8,14 +8,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from server.protocol.assistants import Instructions, ReasoningEffort, Temperature, TopP
 from server.protocol.common import Metadata, Request, ResponseFormat, Tool
-from server.protocol.limits import MAX_INT32, MAX_RUN_TOOLS
+from server.protocol.limits import MAX_INT32, MAX_RUN_TOOLS, Integral
 from server.protocol.messages import MessageCreate
 from server.protocol.threads import ThreadCreate
 
 
 class Truncation(Request):
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1, le=MAX_INT32)] | None = None
+    last_messages: Annotated[int, Field(ge=1, le=MAX_INT32), Integral] | None = None
 
     @model_validator(mode="after")
     def _needs_count(self) -> Truncation:
@@ -40,7 +40,7 @@ class NamedToolChoice(Request):
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
-TokenLimit = Annotated[int, Field(ge=256, le=MAX_INT32)]
+TokenLimit = Annotated[int, Field(ge=256, le=MAX_INT32), Integral]
 
 
 class RunOptions(Request):

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -20,6 +21,7 @@ from server.protocol.limits import (
     MAX_SEARCH_QUERY,
     MAX_STORE_FILE_IDS,
     MIN_INT64,
+    Integral,
 )
 
 MAX_ATTRIBUTES = 16
@@ -38,11 +40,17 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-# Chroma keeps attribute numbers as 64-bit integers or doubles.
-AttributeInt = Annotated[int, Field(ge=MIN_INT64, le=MAX_INT64)]
-Attributes = Annotated[
-    dict[str, str | bool | AttributeInt | float] | None, AfterValidator(_check_attributes)
-]
+def _check_int64(value: Any) -> Any:
+    """Chroma keeps attribute numbers as 64-bit integers or doubles; a larger integer
+    would otherwise slip into the float branch, rounded."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and not MIN_INT64 <= value <= MAX_INT64:
+        raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+AttributeValue = Annotated[str | bool | int | float, BeforeValidator(_check_int64)]
+Attributes = Annotated[dict[str, AttributeValue] | None, AfterValidator(_check_attributes)]
 # Chunking strategies are checked by retrieval.chunking (which also knows our
 # markdown/code extensions), so the request keeps them as plain objects.
 ChunkingStrategy = dict[str, Any]
@@ -50,7 +58,7 @@ ChunkingStrategy = dict[str, Any]
 
 class ExpiresAfter(Request):
     anchor: Literal["last_active_at"]
-    days: int = Field(ge=1, le=365)
+    days: Annotated[int, Field(ge=1, le=365), Integral]
 
 
 class VectorStoreCreate(Request):
@@ -104,7 +112,7 @@ Query = Annotated[str, Field(max_length=MAX_SEARCH_QUERY)]
 class SearchRequest(Request):
     query: Query | Annotated[list[Query], Field(min_length=1, max_length=MAX_SEARCH_QUERIES)]
     rewrite_query: bool = False
-    max_num_results: int = Field(default=10, ge=1, le=50)
+    max_num_results: Annotated[int, Field(ge=1, le=50), Integral] = 10
     filters: dict[str, Any] | None = None
     ranking_options: SearchRankingOptions | None = None
 

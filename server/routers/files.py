@@ -138,6 +138,10 @@ UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file", "purpose"],
+                    "dependentRequired": {
+                        "expires_after[anchor]": ["expires_after[seconds]"],
+                        "expires_after[seconds]": ["expires_after[anchor]"],
+                    },
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES)},
