@@ -17,7 +17,7 @@ from server.crud.pagination import paginate
 from server.deps import DB, FileListing, Project
 from server.errors import APIError, bad_request
 from server.ids import now
-from server.json_safety import has_lone_surrogate
+from server.json_safety import has_lone_surrogate, repair_text
 from server.models import StoredFile
 from server.protocol.common import Deleted, ListPage
 from server.protocol.files import UPLOAD_PURPOSES, FileObject
@@ -117,14 +117,16 @@ def _expires_at(form: Any, created: int) -> int | None:
 
 
 def _check_text(form: Any, filename: str | None) -> None:
-    """Form fields and the file name are stored or echoed: no unpaired surrogates."""
+    """Form fields and the file name are stored or echoed: no unpaired surrogates. (The
+    multipart parser reads undecodable bytes as Latin-1, so none should get here.)"""
     for key, value in [*form.multi_items(), ("file", filename)]:
-        text = value if isinstance(value, str) else None
-        if text is not None and has_lone_surrogate(text):
+        texts = [key, value] if isinstance(value, str) else [key]
+        if any(has_lone_surrogate(text) for text in texts):
+            param = repair_text(key)
             raise bad_request(
-                f"Invalid value for '{key}': the text contains an unpaired surrogate "
+                f"Invalid value for '{param}': the text contains an unpaired surrogate "
                 "(invalid Unicode).",
-                key,
+                param,
                 "invalid_value",
             )
 
