@@ -1,4 +1,4 @@
-"""A pure-ASGI middleware that checks a request body before any route sees it.
+"""A pure-ASGI middleware that checks a request (URL, then body) before any route sees it.
 
 - Size: a body past `ASSISTD_MAX_JSON_BYTES` is a 413 `request_too_large`. A declared
   Content-Length is checked before a byte is read; a chunked body is counted as it
@@ -7,7 +7,8 @@
 - Content: a POST body must be a JSON object that can be stored and read back. orjson,
   which reads our JSON columns, is the test: what it refuses but Python's json accepts
   (an unpaired surrogate such as `"\\udfff"`, NaN, Infinity, 1e400) is a 400 naming the
-  param, in every string of every request, rather than a check per field. Nesting is
+  param, in every string of every request, rather than a check per field; so is NUL
+  (`"\\u0000"`), which PostgreSQL cannot store, and a NUL in the URL (`%00`). Nesting is
   capped too (pydantic cannot serialise a value nested a few hundred levels deep).
 - An empty POST body reads as `{}`, so a missing field is named (`model`), not `None`.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 import orjson
@@ -86,23 +88,51 @@ def check_json_body(body: bytes) -> APIError | None:
             return bad_request(f"The request body is nested too deeply (at most {MAX_DEPTH}).")
         except ValueError:
             return None
-        found = find_unstorable(value)
-        if found is None:
-            return None
-        param, reason = found
-        if reason == "non-finite number":
-            message = f"Invalid value for '{param}': NaN and Infinity are not JSON numbers."
-        else:
-            message = (
-                f"Invalid value for '{param or 'body'}': the string contains an {reason} "
-                "(invalid Unicode). Send well-formed UTF-8 text."
-            )
-        return bad_request(message, param or None, "invalid_value")
+        return _unstorable(value)
     if not isinstance(value, dict):
         return bad_request("The request body must be a JSON object.", code="invalid_value")
+    if b"\\u0000" in body:  # NUL: valid JSON, but no PostgreSQL text can hold it
+        problem = _unstorable(value)
+        if problem is not None:
+            return problem
     deep = body.count(b"{") + body.count(b"[") > MAX_DEPTH  # else it cannot be too deep
     if deep and not _within_depth(value, MAX_DEPTH):
         return bad_request(f"The request body is nested too deeply (at most {MAX_DEPTH}).")
+    return None
+
+
+def _unstorable(value: Any) -> APIError | None:
+    found = find_unstorable(value)
+    if found is None:
+        return None
+    param, reason = found
+    if reason == "non-finite number":
+        message = f"Invalid value for '{param}': NaN and Infinity are not JSON numbers."
+    else:
+        message = (
+            f"Invalid value for '{param or 'body'}': the string contains {reason}, which "
+            "cannot be stored. Send well-formed UTF-8 text without NUL."
+        )
+    return bad_request(message, param or None, "invalid_value")
+
+
+def check_url(scope: Scope) -> APIError | None:
+    """A NUL in the path or query (`%00`) reaches the database as part of an id or a
+    cursor, and PostgreSQL refuses it (a 500): no object has such an id."""
+    if "\x00" in scope["path"]:
+        return APIError(
+            404, f"Invalid URL ({scope['method']} {scope['path'].replace(chr(0), '%00')})"
+        )
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in key or "\x00" in value:
+                name = key.replace("\x00", "")
+                return bad_request(
+                    f"Invalid value for '{name}': it contains a NUL character.",
+                    name or None,
+                    "invalid_value",
+                )
     return None
 
 
@@ -112,7 +142,14 @@ class BodyGuard:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_upload(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        bad_url = check_url(scope)
+        if bad_url is not None:
+            await _reply(send, bad_url)
+            return
+        if _is_upload(scope):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes

@@ -200,7 +200,7 @@ def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
     the first route that matched. Of the routes whose template matches, the most literal
     ones are the resource (`/v1/threads/runs` is POST only, although
     `/v1/threads/{thread_id}` would also match it)."""
-    best, methods = -1, set()
+    best, methods = -1, set[str]()
     for route in app.router.routes:
         match, _ = route.matches({**scope, "method": "GET"})
         path = getattr(route, "path", None)

@@ -1,8 +1,10 @@
-"""What can be stored and read back: text without unpaired surrogates, finite numbers.
+"""What can be stored and read back: text without unpaired surrogates or NUL, finite
+numbers.
 
 Python's json module reads `"\\udfff"` and `NaN` happily, and writes them back the same
 way; orjson, which reads our JSON columns, refuses both. A row holding either is a row
-no list can return again. So request bodies holding them are refused (server/body_guard
+no list can return again. PostgreSQL refuses NUL (`"\\u0000"`) in any text value, even
+a query parameter. So request bodies holding them are refused (server/body_guard
 finds them and names the param), every JSON column is written by `dumps_for_storage`
 (which can only write what orjson reads), and `assistd doctor` repairs rows written
 before that (server/doctor.py).
@@ -41,18 +43,29 @@ def repair_text(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored, or None."""
+    if has_lone_surrogate(text):
+        return "an unpaired surrogate"
+    if "\x00" in text:
+        return "a NUL character"
+    return None
+
+
 def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """The first place in a decoded JSON value that cannot be stored, as (param, reason):
     param in OpenAI's notation (`metadata.k`, `messages[0].content`), None if all is well.
     A bad key is reported at its object's path."""
     if isinstance(value, str):
-        return (path, "unpaired surrogate") if has_lone_surrogate(value) else None
+        problem = text_problem(value)
+        return (path, problem) if problem else None
     if isinstance(value, float):
         return None if math.isfinite(value) else (path, "non-finite number")
     if isinstance(value, dict):
         for key, item in value.items():
-            if has_lone_surrogate(key):
-                return path, "unpaired surrogate in a key"
+            problem = text_problem(key)
+            if problem:
+                return path, f"{problem} in a key"
             found = find_unstorable(item, f"{path}.{key}" if path else key)
             if found:
                 return found

@@ -276,3 +276,47 @@ def test_expires_after_is_never_silently_ignored(
     error = _error(_upload(server, ("purpose", "assistants"), *fields))
     assert error["param"] == param, error
     assert row_counts() == before
+
+
+# --- NUL (found by the PostgreSQL pass) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/vector_stores", {"file_ids": ["file-\u0000x"]}, "file_ids[0]"),
+        ("/assistants", {"model": "m", "name": "a\u0000b"}, "name"),
+        ("/threads", {"metadata": {"k\u0000": "v"}}, "metadata"),
+    ],
+)
+def test_nul_in_a_body_is_400(http, row_counts, path: str, body: Any, param: str) -> None:
+    """PostgreSQL refuses NUL in any text value, a query parameter included: it was a 500
+    there (SQLite stored it)."""
+    before = row_counts()
+    error = _error(http.post(path, json=body))
+    assert (error["param"], error["code"]) == (param, "invalid_value"), error
+    assert row_counts() == before
+
+
+def test_nul_in_the_url_is_refused(http) -> None:
+    assert _error(http.get("/assistants/asst_%00x"), 404)["message"].startswith("Invalid URL")
+    assert _error(http.get("/assistants", params={"after": "a\u0000"}))["param"] == "after"
+
+
+def test_nul_in_an_upload_name_is_400(server, row_counts) -> None:
+    before = row_counts()
+    body = (  # raw: httpx would percent-encode the NUL
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x00.txt"\r\n'
+        b"\r\nx\r\n--b--\r\n"
+    )
+    r = httpx.post(
+        f"{server.base_url}/v1/files",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {KEY_ALPHA}",
+            "content-type": "multipart/form-data; boundary=b",
+        },
+    )
+    assert _error(r)["param"] == "file"
+    assert row_counts() == before

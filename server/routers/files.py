@@ -17,7 +17,7 @@ from server.crud.pagination import paginate
 from server.deps import DB, FileListing, Project
 from server.errors import APIError, bad_request
 from server.ids import now
-from server.json_safety import has_lone_surrogate, repair_text
+from server.json_safety import repair_text, text_problem
 from server.models import StoredFile
 from server.protocol.common import Deleted, ListPage
 from server.protocol.files import UPLOAD_PURPOSES, FileObject
@@ -117,15 +117,16 @@ def _expires_at(form: Any, created: int) -> int | None:
 
 
 def _check_text(form: Any, filename: str | None) -> None:
-    """Form fields and the file name are stored or echoed: no unpaired surrogates. (The
-    multipart parser reads undecodable bytes as Latin-1, so none should get here.)"""
+    """Form fields and the file name are stored or echoed: no unpaired surrogates (the
+    multipart parser reads undecodable bytes as Latin-1, so none should get here) and
+    no NUL, which PostgreSQL cannot store."""
     for key, value in [*form.multi_items(), ("file", filename)]:
         texts = [key, value] if isinstance(value, str) else [key]
-        if any(has_lone_surrogate(text) for text in texts):
-            param = repair_text(key)
+        problem = next((p for p in map(text_problem, texts) if p), None)
+        if problem:
+            param = repair_text(key).replace("\x00", "")
             raise bad_request(
-                f"Invalid value for '{param}': the text contains an unpaired surrogate "
-                "(invalid Unicode).",
+                f"Invalid value for '{param}': the text contains {problem}.",
                 param,
                 "invalid_value",
             )
