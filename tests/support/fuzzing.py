@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import ServerProcess, drop_test_databases
 
 KEY = "sk-fuzz-0123456789abcdef"
 EXCLUDED_CHECKS = "positive_data_acceptance"
@@ -201,16 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, default=None, help="write a JUnit report")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="assistd-fuzz-") as tmp:
-        done = run(
-            Path(tmp),
-            max_examples=args.max_examples,
-            stateful_examples=args.stateful_examples,
-            seeded_phases=args.seeded_phases,
-            linked_phases=args.linked_phases,
-            seed_value=args.seed,
-            timeout=args.timeout,
-            report_dir=args.report_dir,
-        )
+        try:
+            done = run(
+                Path(tmp),
+                max_examples=args.max_examples,
+                stateful_examples=args.stateful_examples,
+                seeded_phases=args.seeded_phases,
+                linked_phases=args.linked_phases,
+                seed_value=args.seed,
+                timeout=args.timeout,
+                report_dir=args.report_dir,
+            )
+        finally:
+            drop_test_databases()  # on PostgreSQL (ASSISTD_TEST_DATABASE_URL)
     print(done.stdout)
     print(done.stderr, file=sys.stderr)
     return done.returncode
