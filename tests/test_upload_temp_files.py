@@ -6,6 +6,8 @@ one a live upload (another replica on the same volume) is still writing."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import threading
 import time
 
@@ -40,17 +42,25 @@ def test_a_killed_upload_leaves_no_temp_file_after_restart(tmp_path, scripted) -
             except httpx.HTTPError:
                 pass  # the server dies under it
 
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        deadline = time.monotonic() + 120
-        while not list(files.glob(".upload-*")) and time.monotonic() < deadline:
-            time.sleep(0.002)
         assert server.proc is not None
+        pid = server.proc.pid
+        for _attempt in range(5):
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            deadline = time.monotonic() + 120
+            while not list(files.glob(".upload-*")) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            os.kill(pid, signal.SIGSTOP)  # freeze it mid-copy, then look
+            if list(files.glob(".upload-*")):
+                break
+            os.kill(pid, signal.SIGCONT)  # the copy ended in between: upload again
+            sender.join(60)
+        else:
+            raise AssertionError("never caught an upload mid-copy")
         server.proc.kill()  # kill -9, mid-copy
         server.proc.wait()
         sender.join(30)
-        left = list(files.glob(".upload-*"))
-        assert left, "the upload finished before the kill; nothing was tested"
+        assert list(files.glob(".upload-*"))  # what the old server left for good
 
         server.start()
         assert not list(files.glob(".upload-*"))
