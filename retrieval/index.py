@@ -226,6 +226,8 @@ class ChunkIndex:
         for rid, meta in self._records(collection, {"file_id": file_id}):
             update: dict[str, Any] = {k: None for k in meta if k.startswith(ATTRIBUTE_PREFIX)}
             update.update(new)
+            if not update:  # nothing to set or clear; Chroma refuses an empty metadata
+                continue
             ids.append(rid)
             metadatas.append(update)
         for i in range(0, len(ids), self._batch):

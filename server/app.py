@@ -11,8 +11,9 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from sandbox.sessions import SandboxManager
-from server import __version__, slow_work
+from server import __version__, openapi, slow_work, url_policy
 from server.api_keys import KeyCache
+from server.body_guard import BodyGuard
 from server.config import Settings
 from server.db import Database, make_engine, migrate
 from server.errors import install_error_handlers
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         db = Database(engine)
         app.state.key_cache = KeyCache(engine, settings.api_keys)
         app.state.blobs = blobs = BlobStore(settings.files_dir)
+        await asyncio.to_thread(blobs.sweep)  # temp files of killed uploads
         app.state.bus = bus = EventBus()
         sandbox, problem = await start_sandbox(settings)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
@@ -105,7 +107,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(V1Compat)  # inside RequestId: OpenAI-Beta: assistants=v1 requests
+    app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)  # size, then content
     app.add_middleware(RequestId)
+    openapi.install(app)
+    url_policy.policy.allow_local = settings.allow_local_image_urls
     # Routes are tried in order, so the busiest (messages, runs) come first. runs must
     # precede threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
     routers = (health, messages, runs, steps, threads, assistants, files, vector_stores)

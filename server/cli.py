@@ -1,4 +1,4 @@
-"""`assistd` command line: serve, worker, migrate, keys and sandbox."""
+"""`assistd` command line: serve, worker, migrate, keys, sandbox and doctor."""
 
 from __future__ import annotations
 
@@ -240,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="refuse a key from now on (within seconds)")
     revoke.add_argument("key", help="the key's id (key_...), its listed prefix, or the key")
     revoke.set_defaults(func=_keys_revoke)
+    doctor = sub.add_parser("doctor", help="find and repair rows the API cannot read back")
+    doctor.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    doctor.set_defaults(func=_doctor)
     sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the image without a registry")
@@ -249,6 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     status = sandbox_sub.add_parser("status", help="can code_interpreter run here?")
     status.set_defaults(func=_sandbox_status)
     return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Rows holding unpaired surrogates or NaN (stored before requests were checked)
+    make every list that meets them fail; this rewrites them (server/doctor.py)."""
+    from server.doctor import diagnose
+
+    engine = _keys_engine()
+    if engine is None:
+        return 1
+    try:
+        repairs = diagnose(engine, dry_run=args.dry_run)
+    finally:
+        engine.dispose()
+    for item in repairs:
+        print(("would repair " if args.dry_run else "repaired ") + item.describe())
+    done = "to repair" if args.dry_run else "repaired"
+    print(f"assistd doctor: {len(repairs)} value(s) {done}")
+    return 0
 
 
 def _sandbox_build(args: argparse.Namespace) -> int:

@@ -31,6 +31,12 @@ class Settings:
     database_url: str
     api_keys: dict[str, str] = field(default_factory=dict)
     max_file_bytes: int = 512 * 1024 * 1024
+    # Every request body but an upload's; past it, 413 before the body is held whole.
+    max_json_bytes: int = 4 * 1024 * 1024
+    # image_url parts may name loopback and link-local hosts (a model server on this
+    # machine fetching them would reach this machine's own services, or a cloud's
+    # metadata endpoint at 169.254.169.254): off unless a deployment needs it.
+    allow_local_image_urls: bool = False
     model_base_url: str | None = None
     model_api_key: str | None = None
     models_config: Path | None = None
@@ -86,6 +92,8 @@ class Settings:
             database_url=database_url,
             api_keys=parse_api_keys(env.get("ASSISTD_API_KEYS")),
             max_file_bytes=int(env.get("ASSISTD_MAX_FILE_BYTES") or 512 * 1024 * 1024),
+            max_json_bytes=int(env.get("ASSISTD_MAX_JSON_BYTES") or 4 * 1024 * 1024),
+            allow_local_image_urls=_flag(env.get("ASSISTD_ALLOW_LOCAL_IMAGE_URLS")),
             model_base_url=env.get("MODEL_BASE_URL") or None,
             model_api_key=env.get("MODEL_API_KEY") or None,
             models_config=Path(models_config) if models_config else None,
@@ -110,6 +118,10 @@ class Settings:
             keep_alive_seconds=float(env.get("ASSISTD_KEEP_ALIVE_SECONDS") or 30),
             sandbox=sandbox_config(env),
         )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def usable_cpus() -> int:

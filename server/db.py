@@ -19,6 +19,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
+from server.json_safety import dumps_for_storage
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,7 +28,9 @@ T = TypeVar("T")
 
 def make_engine(url: str) -> Engine:
     """JSON columns are parsed with orjson: a page of 20 messages parses ~90 JSON values,
-    and the stdlib parser was a fifth of a list request's CPU (bench/api_crud.py)."""
+    and the stdlib parser was a fifth of a list request's CPU (bench/api_crud.py). They
+    are written by `dumps_for_storage`, which never writes what orjson cannot read back
+    (an unpaired surrogate, NaN): such a row would fail every list that meets it."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -34,6 +38,7 @@ def make_engine(url: str) -> Engine:
             pool_size=20,
             pool_use_lifo=True,
             json_deserializer=orjson.loads,
+            json_serializer=dumps_for_storage,
         )
 
         @event.listens_for(engine, "connect")
@@ -54,6 +59,7 @@ def make_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=20,
         json_deserializer=orjson.loads,
+        json_serializer=dumps_for_storage,
         connect_args={"connect_timeout": 10} if url.startswith("postgresql") else {},
     )
 

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class APIError(Exception):
@@ -95,20 +96,77 @@ def _param_from_loc(loc: tuple[Any, ...]) -> str | None:
     return out or None
 
 
+_TAG_ERRORS = ("union_tag_invalid", "union_tag_not_found")
+
+
+def _param_of(error: dict[str, Any]) -> str | None:
+    """The error's param; a discriminated union's bad or missing tag names the tag field
+    (`tools[0].type`), as the hosted API did."""
+    param = _param_from_loc(tuple(error.get("loc", ())))
+    if error.get("type") in _TAG_ERRORS:
+        tag = str((error.get("ctx") or {}).get("discriminator", "type")).strip("'")
+        param = f"{param}.{tag}" if param else tag
+    return param
+
+
+def _most_specific(errors: list[Any]) -> dict[str, Any]:
+    """The error to report: the first field's, and of its errors the deepest, then the
+    one from the union branch the value's type matched. A union reports one error per
+    branch; for `response_format: {"type": "json_schema", "json_schema": {"name": ""}}`
+    the first says "Input should be 'auto'", the deepest names
+    `response_format.json_schema.name`."""
+    if not errors:
+        return {}
+    first = errors[0]
+    field = tuple(first.get("loc", ()))[:2]
+    same = [e for e in errors if tuple(e.get("loc", ()))[:2] == field]
+    return dict(max(same, key=lambda e: (len(_param_of(e) or ""), not _other_branch(e))))
+
+
+def _other_branch(error: dict[str, Any]) -> bool:
+    """An error that only says the value is not of one union branch's type (a list sent
+    where `str | list[str]` is accepted): another branch's error says more."""
+    kind = str(error.get("type", ""))
+    return kind.endswith("_type") or kind in ("literal_error", "is_instance_of")
+
+
 def validation_error(exc: RequestValidationError) -> APIError:
-    errors = exc.errors()
-    first = errors[0] if errors else {}
-    if first.get("type") == "json_invalid":
+    first = _most_specific(list(exc.errors()))
+    kind = first.get("type")
+    if kind == "json_invalid":
         return bad_request(
             "We could not parse the JSON body of your request. The body must be valid JSON.",
         )
-    param = _param_from_loc(tuple(first.get("loc", ())))
+    param = _param_of(first)
     msg = str(first.get("msg", "Invalid request."))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    if first.get("type") == "missing":
+    ctx = first.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        message = (
+            f"Invalid value for '{param}': {ctx.get('tag')!r}. "
+            f"Supported values are: {ctx.get('expected_tags')}."
+        )
+        return bad_request(message, param=param, code="invalid_value")
+    if kind in ("missing", "union_tag_not_found"):
+        if param is None:  # no body at all (body_guard reads an empty one as {})
+            return bad_request("The request body must be a JSON object.", code="invalid_value")
         message = f"Missing required parameter: '{param}'."
         return bad_request(message, param=param, code="missing_required_parameter")
+    if kind == "string_too_long" and param:  # the hosted API's wording and code
+        got = len(first.get("input") or "")
+        message = (
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{ctx.get('max_length')}, but got a string with length {got} instead."
+        )
+        return bad_request(message, param=param, code="string_above_max_length")
+    if kind == "too_long" and param:
+        message = (
+            f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{ctx.get('max_length')}, but got an array with length {ctx.get('actual_length')} "
+            "instead."
+        )
+        return bad_request(message, param=param, code="array_above_max_length")
     message = f"Invalid value for '{param}': {msg}" if param else msg
     return bad_request(message, param=param, code="invalid_value")
 
@@ -124,10 +182,33 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers: dict[str, str] = {}
         if exc.status_code == 404:
             message = f"Invalid URL ({request.method} {request.url.path})"
         elif exc.status_code == 405:
             message = f"Method {request.method} is not allowed for {request.url.path}"
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         else:
             message = str(exc.detail)
-        return error_response(APIError(exc.status_code, message))
+        response = error_response(APIError(exc.status_code, message))
+        response.headers.update(headers)
+        return response
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
+    """The methods the API offers at this path. Starlette's own Allow header names only
+    the first route that matched. Of the routes whose template matches, the most literal
+    ones are the resource (`/v1/threads/runs` is POST only, although
+    `/v1/threads/{thread_id}` would also match it)."""
+    best, methods = -1, set[str]()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        path = getattr(route, "path", None)
+        if match == Match.NONE or path is None:
+            continue
+        literal = sum(1 for part in path.split("/") if part and not part.startswith("{"))
+        if literal > best:
+            best, methods = literal, set()
+        if literal == best:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)

@@ -99,7 +99,17 @@ def text_file(tmp_path: Path) -> Path:
     return path
 
 
-TABLES = ("assistants", "threads", "messages", "files", "runs", "run_steps")
+TABLES = (
+    "assistants",
+    "threads",
+    "messages",
+    "files",
+    "runs",
+    "run_steps",
+    "vector_stores",
+    "vector_store_files",
+    "vector_store_file_batches",
+)
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ CASES: list[tuple[str, str, str, Any, int, str | None]] = [
         "/assistants",
         {"model": "m", "tools": [{"type": "browser"}]},
         400,
-        "tools[0]",
+        "tools[0].type",
     ),
     (
         "bad function name",
@@ -79,7 +79,7 @@ CASES: list[tuple[str, str, str, Any, int, str | None]] = [
         "/assistants",
         {"model": "m", "response_format": {"type": "yaml"}},
         400,
-        "response_format",
+        "response_format.type",
     ),
     (
         "message role",
@@ -111,7 +111,7 @@ CASES: list[tuple[str, str, str, Any, int, str | None]] = [
         "/threads",
         {"messages": [{"role": "user", "content": [{"type": "audio"}]}]},
         400,
-        "messages[0].content",
+        "messages[0].content[0].type",
     ),
     (
         "too many code files",

@@ -16,17 +16,19 @@ from server.protocol.common import (
     Tools,
     ToolSpec,
 )
+from server.protocol.limits import MAX_DESCRIPTION, MAX_INSTRUCTIONS, MAX_NAME
 
 Temperature = Annotated[float, Field(ge=0, le=2)]
 TopP = Annotated[float, Field(ge=0, le=1)]
+Instructions = Annotated[str, Field(max_length=MAX_INSTRUCTIONS)]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 class AssistantCreate(Request):
     model: str = Field(min_length=1)
-    name: Annotated[str, Field(max_length=256)] | None = None
-    description: Annotated[str, Field(max_length=512)] | None = None
-    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    name: Annotated[str, Field(max_length=MAX_NAME)] | None = None
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] | None = None
+    instructions: Annotated[str, Field(max_length=MAX_INSTRUCTIONS)] | None = None
     tools: Tools = []
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
@@ -40,9 +42,9 @@ class AssistantUpdate(Request):
     """Every field optional; only the fields present in the body change."""
 
     model: Annotated[str, Field(min_length=1)] | None = None
-    name: Annotated[str, Field(max_length=256)] | None = None
-    description: Annotated[str, Field(max_length=512)] | None = None
-    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    name: Annotated[str, Field(max_length=MAX_NAME)] | None = None
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] | None = None
+    instructions: Annotated[str, Field(max_length=MAX_INSTRUCTIONS)] | None = None
     tools: Tools | None = None
     tool_resources: ToolResources | None = None
     metadata: Metadata = None

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from server.protocol.limits import MAX_FUNCTION_DESCRIPTION, MAX_TOOLS, Integral
+
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LEN = 64
 MAX_METADATA_VALUE_LEN = 512
@@ -29,9 +31,33 @@ Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
 
 
 class Request(BaseModel):
-    """Request bodies ignore unknown fields, as the hosted API did."""
+    """Request bodies ignore unknown fields, as the hosted API did, and take no
+    look-alikes: `"top_p": false` or `"stream": "true"` is a 400, as it was there, not
+    0.0 or True. (Strict mode still takes an integer for a number, and an object for a
+    nested model.)"""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+def _check_name(value: str) -> str:
+    if not 1 <= len(value) <= 64 or not all(
+        c.isascii() and (c.isalnum() or c in "_-") for c in value
+    ):
+        raise ValueError(
+            f"{value!r} is not a valid name: use 1 to 64 characters, each a-z, A-Z, 0-9, "
+            "an underscore or a dash."
+        )
+    return value
+
+
+# A function's or a JSON schema's name. Checked by a validator, so the message says what
+# a name may be; the pattern is still published in the OpenAPI schema.
+Name64 = Annotated[
+    str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": NAME_PATTERN})
+]
 
 
 # --- tools --------------------------------------------------------------------------
@@ -47,7 +73,7 @@ class RankingOptions(Request):
 
 
 class FileSearchSettings(Request):
-    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    max_num_results: Annotated[int, Field(ge=1, le=50), Integral] | None = None
     ranking_options: RankingOptions | None = None
 
 
@@ -57,8 +83,8 @@ class FileSearchTool(Request):
 
 
 class FunctionDefinition(Request):
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
-    description: str | None = None
+    name: Name64
+    description: Annotated[str, Field(max_length=MAX_FUNCTION_DESCRIPTION)] | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
@@ -69,7 +95,7 @@ class FunctionTool(Request):
 
 
 Tool = Annotated[CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")]
-Tools = Annotated[list[Tool], Field(max_length=128)]
+Tools = Annotated[list[Tool], Field(max_length=MAX_TOOLS)]
 
 
 def dump_tools(tools: list[Any] | None) -> list[dict[str, Any]]:
@@ -97,7 +123,7 @@ class ToolResources(Request):
 
 
 class JsonSchemaFormat(Request):
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    name: Name64
     description: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None

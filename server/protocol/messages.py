@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from typing_extensions import TypedDict
 
 from server.protocol.common import CodeInterpreterTool, Metadata, Request
+from server.protocol.limits import MAX_ATTACHMENTS, MAX_IMAGE_URL, MAX_MESSAGE_TEXT
+from server.url_policy import check_image_url
+
+# A request's text (a response's is the Text TypedDict below).
+MessageText = Annotated[str, Field(max_length=MAX_MESSAGE_TEXT)]
 
 
 class ImageFile(Request):
@@ -16,13 +21,18 @@ class ImageFile(Request):
 
 
 class ImageUrl(Request):
-    url: str = Field(min_length=1)
+    # An http(s) URL, not aimed at this machine or a link-local address (server/url_policy.py).
+    url: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_IMAGE_URL, json_schema_extra={"format": "uri"}),
+        AfterValidator(check_image_url),
+    ]
     detail: Literal["auto", "low", "high"] | None = None
 
 
 class TextPart(Request):
     type: Literal["text"]
-    text: str
+    text: MessageText
 
 
 class ImageFilePart(Request):
@@ -52,8 +62,8 @@ class Attachment(Request):
 
 class MessageCreate(Request):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
-    attachments: list[Attachment] | None = None
+    content: MessageText | Annotated[list[ContentPart], Field(min_length=1)]
+    attachments: Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] | None = None
     metadata: Metadata = None
 
 

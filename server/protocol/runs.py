@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, Field, model_validator
 from typing_extensions import TypedDict
 
-from server.protocol.assistants import ReasoningEffort, Temperature, TopP
+from server.protocol.assistants import Instructions, ReasoningEffort, Temperature, TopP
 from server.protocol.common import (
     Metadata,
     Request,
@@ -17,13 +17,14 @@ from server.protocol.common import (
     ToolSpec,
     Usage,
 )
+from server.protocol.limits import MAX_INT32, MAX_RUN_TOOLS, Integral
 from server.protocol.messages import MessageCreate
 from server.protocol.threads import ThreadCreate
 
 
 class Truncation(Request):
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Annotated[int, Field(ge=1, le=MAX_INT32), Integral] | None = None
 
     @model_validator(mode="after")
     def _needs_count(self) -> Truncation:
@@ -48,7 +49,7 @@ class NamedToolChoice(Request):
 
 
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
-TokenLimit = Annotated[int, Field(ge=256)]
+TokenLimit = Annotated[int, Field(ge=256, le=MAX_INT32), Integral]
 
 
 class RunOptions(Request):
@@ -56,8 +57,8 @@ class RunOptions(Request):
 
     assistant_id: str = Field(min_length=1)
     model: str | None = None
-    instructions: str | None = None
-    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    instructions: Instructions | None = None
+    tools: Annotated[list[Tool], Field(max_length=MAX_RUN_TOOLS)] | None = None
     metadata: Metadata = None
     temperature: Temperature | None = None
     top_p: TopP | None = None
@@ -74,7 +75,7 @@ class RunOptions(Request):
 
 
 class RunCreate(RunOptions):
-    additional_instructions: str | None = None
+    additional_instructions: Instructions | None = None
     additional_messages: list[MessageCreate] | None = None
 
 

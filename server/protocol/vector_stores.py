@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -14,6 +15,15 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from server.protocol.common import Metadata, Request
+from server.protocol.limits import (
+    MAX_BATCH_FILES,
+    MAX_INT64,
+    MAX_SEARCH_QUERIES,
+    MAX_SEARCH_QUERY,
+    MAX_STORE_FILE_IDS,
+    MIN_INT64,
+    Integral,
+)
 from server.protocol.runs import FileSearchRanking
 
 MAX_ATTRIBUTES = 16
@@ -32,9 +42,18 @@ def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-Attributes = Annotated[
-    dict[str, str | bool | int | float] | None, AfterValidator(_check_attributes)
-]
+def _check_int64(value: Any) -> Any:
+    """Chroma keeps attribute numbers as 64-bit integers or doubles; a larger integer
+    would otherwise slip into the float branch, rounded."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if is_int and not MIN_INT64 <= value <= MAX_INT64:
+        raise ValueError("integers must fit in 64 bits")
+    return value
+
+
+# A request's attribute value; responses use AttributeValue (below), already checked.
+AttributeInput = Annotated[str | bool | int | float, BeforeValidator(_check_int64)]
+Attributes = Annotated[dict[str, AttributeInput] | None, AfterValidator(_check_attributes)]
 # Chunking strategies are checked by retrieval.chunking (which also knows our
 # markdown/code extensions), so the request keeps them as plain objects.
 ChunkingStrategy = dict[str, Any]
@@ -42,11 +61,11 @@ ChunkingStrategy = dict[str, Any]
 
 class ExpiresAfter(Request):
     anchor: Literal["last_active_at"]
-    days: int = Field(ge=1, le=365)
+    days: Annotated[int, Field(ge=1, le=365), Integral]
 
 
 class VectorStoreCreate(Request):
-    file_ids: Annotated[list[str], Field(max_length=500)] = []
+    file_ids: Annotated[list[str], Field(max_length=MAX_STORE_FILE_IDS)] = []
     name: str | None = None
     expires_after: ExpiresAfter | None = None
     chunking_strategy: ChunkingStrategy | None = None
@@ -72,10 +91,11 @@ class VectorStoreFileUpdate(Request):
 
 
 class FileBatchCreate(Request):
-    file_ids: Annotated[list[str], Field(min_length=1, max_length=2000)] | None = None
-    files: Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=2000)] | None = (
-        None
-    )
+    file_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_BATCH_FILES)] | None = None
+    files: (
+        Annotated[list[VectorStoreFileCreate], Field(min_length=1, max_length=MAX_BATCH_FILES)]
+        | None
+    ) = None
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
 
@@ -89,10 +109,13 @@ class SearchRankingOptions(Request):
     score_threshold: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+Query = Annotated[str, Field(max_length=MAX_SEARCH_QUERY)]
+
+
 class SearchRequest(Request):
-    query: str | Annotated[list[str], Field(min_length=1)]
+    query: Query | Annotated[list[Query], Field(min_length=1, max_length=MAX_SEARCH_QUERIES)]
     rewrite_query: bool = False
-    max_num_results: int = Field(default=10, ge=1, le=50)
+    max_num_results: Annotated[int, Field(ge=1, le=50), Integral] = 10
     filters: dict[str, Any] | None = None
     ranking_options: SearchRankingOptions | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from server.crud.pagination import paginate
 from server.deps import DB, FileListing, Project, Search
 from server.errors import APIError, bad_request
 from server.ids import now
+from server.json_safety import repair_text, text_problem
 from server.models import StoredFile
 from server.protocol.common import Deleted, ListPage
 from server.protocol.files import UPLOAD_PURPOSES, FileObject
@@ -54,15 +56,54 @@ def _limited_receive(receive: Receive, max_body: int) -> Receive:
     return wrapped
 
 
-def _expires_at(form: Any, created: int) -> int | None:
-    anchor = form.get("expires_after[anchor]")
-    seconds = form.get("expires_after[seconds]")
-    if anchor is None and seconds is None:
+def _expires_fields(form: Any) -> tuple[Any, Any] | None:
+    """(anchor, seconds) from the form, or None when it sets no expiry. The SDK sends
+    `expires_after[anchor]` and `expires_after[seconds]`; an `expires_after` part holding
+    a JSON object is read the same way. Anything else about expiry is refused, never
+    ignored: a client that asked for an expiry must get it or an error."""
+    keys = [k for k in form if k == "expires_after" or k.startswith("expires_after[")]
+    if not keys:
         return None
+    known = {"expires_after[anchor]", "expires_after[seconds]"}
+    if "expires_after" in keys:
+        if len(keys) > 1:
+            raise bad_request(
+                "Send expires_after either as one JSON part or as expires_after[anchor] and "
+                "expires_after[seconds], not both.",
+                "expires_after",
+            )
+        raw = form.get("expires_after")
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or set(value) - {"anchor", "seconds"}:
+            raise bad_request(
+                "expires_after must be an object with `anchor` and `seconds`.", "expires_after"
+            )
+        return value.get("anchor"), value.get("seconds")
+    unknown = sorted(set(keys) - known)
+    if unknown:
+        name = unknown[0].removeprefix("expires_after[").rstrip("]")
+        raise bad_request(
+            f"Unknown parameter: 'expires_after.{name}'.",
+            f"expires_after.{name}",
+            "unknown_parameter",
+        )
+    return form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+
+
+def _expires_at(form: Any, created: int) -> int | None:
+    fields = _expires_fields(form)
+    if fields is None:
+        return None
+    anchor, seconds = fields
     if anchor != "created_at":
         raise bad_request("expires_after.anchor must be 'created_at'.", "expires_after.anchor")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | str):
+        seconds = None
     try:
-        value = int(str(seconds))
+        value = int(str(seconds), 10)
     except ValueError:
         raise bad_request(
             "expires_after.seconds must be an integer.", "expires_after.seconds"
@@ -75,7 +116,53 @@ def _expires_at(form: Any, created: int) -> int | None:
     return created + value
 
 
-@router.post("")
+def _check_text(form: Any, filename: str | None) -> None:
+    """Form fields and the file name are stored or echoed: no unpaired surrogates (the
+    multipart parser reads undecodable bytes as Latin-1, so none should get here) and
+    no NUL, which PostgreSQL cannot store."""
+    for key, value in [*form.multi_items(), ("file", filename)]:
+        texts = [key, value] if isinstance(value, str) else [key]
+        problem = next((p for p in map(text_problem, texts) if p), None)
+        if problem:
+            param = repair_text(key).replace("\x00", "")
+            raise bad_request(
+                f"Invalid value for '{param}': the text contains {problem}.",
+                param,
+                "invalid_value",
+            )
+
+
+# The multipart body, which the route reads itself (so it can cap it), for /openapi.json.
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "purpose"],
+                    "dependentRequired": {
+                        "expires_after[anchor]": ["expires_after[seconds]"],
+                        "expires_after[seconds]": ["expires_after[anchor]"],
+                    },
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "purpose": {"type": "string", "enum": list(UPLOAD_PURPOSES)},
+                        "expires_after[anchor]": {"type": "string", "enum": ["created_at"]},
+                        "expires_after[seconds]": {
+                            "type": "integer",
+                            "minimum": MIN_EXPIRY,
+                            "maximum": MAX_EXPIRY,
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("", openapi_extra=UPLOAD_BODY)
 async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
     settings = request.app.state.settings
     limit = settings.max_file_bytes
@@ -94,6 +181,7 @@ async def upload_file(request: Request, project: Project, db: DB) -> FileObject:
         raise bad_request(
             "Missing required parameter: 'file'.", "file", "missing_required_parameter"
         )
+    _check_text(form, upload.filename)
     purpose = form.get("purpose")
     if not isinstance(purpose, str) or not purpose:
         raise bad_request(

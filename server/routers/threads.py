@@ -11,13 +11,16 @@ from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 from server.routers.json_route import JSONRoute
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute)
+_EMPTY = ThreadCreate()
 
 
 @router.post("")
 def create_thread(
-    project: Project, db: DB, models: Embeddings, body: ThreadCreate | None = None
+    project: Project, db: DB, models: Embeddings, body: ThreadCreate = _EMPTY
 ) -> ThreadObject:
-    return crud.to_api(crud.create(db, project, body or ThreadCreate(), models))
+    # The body is optional (empty reads as `{}`), but when sent it is an object: a
+    # `null` body is a 400 (server/body_guard.py), not a thread.
+    return crud.to_api(crud.create(db, project, body, models))
 
 
 @router.get("/{thread_id}")
