@@ -47,7 +47,7 @@ def too_large(limit: int) -> APIError:
 
 
 def _is_upload(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+    return bool(scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -119,8 +119,9 @@ def _most_specific(errors: list[Any]) -> dict[str, Any]:
         return {}
     first = errors[0]
     field = tuple(first.get("loc", ()))[:2]
-    same = [e for e in errors if tuple(e.get("loc", ()))[:2] == field]
-    return dict(max(same, key=lambda e: (len(_param_of(e) or ""), not _other_branch(e))))
+    same: list[dict[str, Any]] = [e for e in errors if tuple(e.get("loc", ()))[:2] == field]
+    best = max(same, key=lambda e: (len(_param_of(e) or ""), not _other_branch(e)))
+    return dict(best)
 
 
 def _other_branch(error: dict[str, Any]) -> bool:
