@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
 
 from sandbox.sessions import SandboxManager
 from server import __version__, slow_work
 from server.config import Settings
 from server.crud import vector_stores as vector_store_crud
 from server.db import make_engine, migrate
+from server.engine import code_interpreter
 from server.engine.events import EventBus
 from server.engine.ingest import Ingestor
 from server.engine.model_client import ModelClient
@@ -40,9 +43,12 @@ from server.v1compat import V1Compat
 log = logging.getLogger("assistd")
 
 
-async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str | None]:
+async def start_sandbox(
+    settings: Settings, engine: Engine
+) -> tuple[SandboxManager | None, str | None]:
     """The code-interpreter sandbox if Docker and the image are there; else why not.
-    Said once at start-up; runs asking for code_interpreter then fail with the reason."""
+    Said once at start-up; runs asking for code_interpreter then fail with the reason.
+    Its upkeep ends the sessions of deleted threads and of projects without a usable key."""
     if not settings.sandbox_enabled:
         log.info("code_interpreter: off (ASSISTD_SANDBOX=off)")
         return None, "turned off (ASSISTD_SANDBOX=off)"
@@ -52,7 +58,7 @@ async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str 
         log.warning("code_interpreter: unavailable: %s", detail)
         return None, detail
     log.info("code_interpreter: ready (%s)", detail)
-    manager.start()
+    manager.start(gone=functools.partial(code_interpreter.ended_keys, engine, settings))
     return manager, None
 
 
@@ -71,7 +77,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.engine = make_engine(settings.database_url)
         app.state.blobs = BlobStore(settings.files_dir)
         app.state.bus = EventBus()
-        sandbox, problem = await start_sandbox(settings)
+        sandbox, problem = await start_sandbox(settings, app.state.engine)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
         runner = Runner(
             app.state.engine,

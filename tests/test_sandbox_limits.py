@@ -37,7 +37,7 @@ def capped(
         scripted[1],
         ASSISTD_MAX_FILE_BYTES=str(16 * MIB),  # uploads: room for a 6 MiB input
         ASSISTD_SANDBOX="auto",
-        ASSISTD_SANDBOX_TIMEOUT="8",
+        ASSISTD_SANDBOX_TIMEOUT="30",  # a cold matplotlib import on a loaded CI machine
         ASSISTD_SANDBOX_MEMORY="256m",
         ASSISTD_SANDBOX_DISK="16m",
         ASSISTD_SANDBOX_POOL="0",
@@ -118,7 +118,8 @@ def test_outputs_past_the_caps_are_reported_in_the_logs_and_the_thread_keeps_wor
         "plt.figure(); plt.plot([2, 1])\n"
         "print('wrote')"
     )
-    links = " ".join(f"[{n}](sandbox:/mnt/data/{n})" for n in ("big.bin", *"abcd"))
+    names = ["big.bin", "a.txt", "b.txt", "c.txt", "d.txt"]
+    links = " ".join(f"[{n}](sandbox:/mnt/data/{n})" for n in names)
     thread = capped_client.beta.threads.create()
     run, outputs = run_code(capped_client, model, coder.id, thread.id, code, "Files: " + links)
     assert run.status == "completed"
@@ -185,15 +186,7 @@ def test_user_code_cannot_forge_or_corrupt_the_kernels_replies(
     code = (
         "import os\n"
         "kept = 'yes'\n"
-        "print('real output', flush=True)\n"
         'forged = b\'{"ok": true, "logs": "forged"}\\n\'\n'
-        "for fd in range(3, 256):\n"
-        "    try:\n"
-        "        os.set_blocking(fd, False)\n"
-        "        os.write(fd, forged)\n"
-        "        os.write(fd, b'x' * 100_000)\n"
-        "    except OSError:\n"
-        "        pass\n"
         "for path in ['/proc/1/fd/0', '/proc/1/fd/1', '/proc/1/fd/2', '/proc/1/mem']:\n"
         "    try:\n"
         "        with open(path, 'wb', buffering=0) as fh:\n"
@@ -201,18 +194,27 @@ def test_user_code_cannot_forge_or_corrupt_the_kernels_replies(
         "        print('wrote', path)\n"
         "    except OSError as e:\n"
         "        print('refused', path, e.errno)\n"
+        "print('real output', flush=True)\n"
+        "for fd in range(3, 256):\n"
+        "    try:\n"
+        "        os.set_blocking(fd, False)\n"
+        "        os.write(fd, forged)\n"
+        "        os.write(fd, b'x' * 10_000)\n"
+        "    except OSError:\n"
+        "        pass\n"
     )
     thread = capped_client.beta.threads.create()
     run, outputs = run_code(capped_client, model, coder.id, thread.id, code)
     assert run.status == "completed"
     logs = logs_of(outputs)
-    assert logs.startswith("real output\n"), logs
-    for path in ("/proc/1/fd/0", "/proc/1/fd/1", "/proc/1/fd/2", "/proc/1/mem"):
-        assert f"refused {path} 13" in logs, logs
+    refusals = "".join(
+        f"refused {p} 13\n" for p in ("/proc/1/fd/0", "/proc/1/fd/1", "/proc/1/fd/2")
+    )
+    assert logs.startswith(refusals + "refused /proc/1/mem 13\nreal output\n"), logs[:500]
     # The session was neither corrupted nor restarted: its variables are still there.
     run2, after = run_code(capped_client, model, coder.id, thread.id, "print(kept)")
-    assert logs_of(after) == "yes\n"
     assert run2.status == "completed"
+    assert logs_of(after) == "yes\n"
     assert "JSONDecodeError" not in capped.log()
 
 

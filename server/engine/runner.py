@@ -357,7 +357,7 @@ class Runner:
         inputs: list[ci.InputFile] = []
         if uses_code:
             inputs = await self.db(ci.input_files, run)
-            tools.append(ci.chat_tool([f.name for f in inputs]))
+            tools.append(ci.chat_tool(inputs, self.sandbox))
         if self.retrieval is not None and any(t["type"] == fs.TOOL_NAME for t in run.tools):
             tools.append(fs.chat_tool())
         request = ModelRequest(

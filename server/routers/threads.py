@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from server.crud import threads as crud
 from server.deps import DB, Project
@@ -30,6 +30,8 @@ def update_thread(thread_id: str, body: ThreadUpdate, project: Project, db: DB) 
 
 
 @router.delete("/{thread_id}")
-def delete_thread(thread_id: str, project: Project, db: DB) -> Deleted:
+def delete_thread(thread_id: str, project: Project, db: DB, request: Request) -> Deleted:
     crud.delete_thread(db, crud.get(db, project, thread_id))
+    if (sandbox := getattr(request.app.state, "sandbox", None)) is not None:
+        sandbox.forget(thread_id)  # its code-interpreter session goes now, not at the TTL
     return Deleted(id=thread_id, object="thread.deleted")
