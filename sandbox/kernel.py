@@ -119,8 +119,10 @@ def _run(code: str) -> None:
     """Execute like a notebook cell: the value of a final expression is printed."""
     tree = ast.parse(code, "<code>", "exec")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(final.value)
     exec(compile(tree, "<code>", "exec"), _namespace)
     if last is not None:
         value = eval(compile(last, "<code>", "eval"), _namespace)

@@ -167,7 +167,7 @@ def sandbox_config(env: dict[str, str]) -> SandboxConfig:
         tmp_size=get("TMP") or base.tmp_size,
         exec_timeout=float(get("TIMEOUT") or base.exec_timeout),
         idle_ttl=float(get("TTL") or base.idle_ttl),
-        pool_size=int(get("POOL") if get("POOL") is not None else base.pool_size),
+        pool_size=number("POOL", base.pool_size),
         shm_size=get("SHM") or base.shm_size,
         max_sessions=max(1, int(get("MAX_SESSIONS") or base.max_sessions)),
         max_input_bytes=int(get("MAX_INPUT_BYTES") or base.max_input_bytes),
