@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ class Session:
         self.key: str | None = None
         self.container = container
         self.volume = volume
+        self.name: str = getattr(volume, "name", "") or ""  # the container's name too
         self.owner = owner
         self._sock = sock
         raw = getattr(sock, "_sock", sock)
@@ -49,7 +51,7 @@ class Session:
         self._reader = ReplyReader(raw.recv, secret).start()
         self._writer = RequestWriter(raw.sendall, secret)
         self._lock = threading.Lock()
-        self.dead = False
+        self._closed = False
         self.last_used = time.monotonic()
         self.files: dict[str, str] = {}  # file_id -> name under /mnt/data, already there
         self.refused: set[str] = set()  # file ids refused once (the model was told)
@@ -57,6 +59,11 @@ class Session:
     @property
     def busy(self) -> bool:
         return self._lock.locked()
+
+    @property
+    def dead(self) -> bool:
+        """Closed, or its channel is gone (the container died, or broke a rule)."""
+        return self._closed or self._reader.closed is not None
 
     def handshake(self, timeout: float) -> None:
         """Send the channel's secret (the kernel's first line) and wait for `ready`."""
@@ -148,6 +155,12 @@ class Session:
         with contextlib.suppress(DockerException):
             self.container.kill(signal="SIGINT")
 
+    def end_reason(self) -> str:
+        closed = self._reader.closed
+        if closed is not None and closed.reason:
+            return "its control channel received data the kernel did not send"
+        return "its container stopped"
+
     def exit_reason(self) -> str:
         try:
             self.container.reload()
@@ -207,12 +220,14 @@ class Session:
         try:
             check_stat(stat, max_bytes)
             yield member_stream(chunks, max_bytes)
+        except (OSError, tarfile.TarError, DockerException) as exc:  # the stream broke
+            raise TransferError(_why(exc, disk="the server could not store it")) from exc
         finally:
             with contextlib.suppress(Exception):
                 chunks.close()
 
     def close(self) -> None:
-        self.dead = True
+        self._closed = True
         with contextlib.suppress(NotFound, DockerException):
             self.container.remove(force=True)
         if self.volume is not None:
@@ -222,8 +237,6 @@ class Session:
             self._sock.close()
 
 
-def _why(exc: BaseException) -> str:
-    text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
-    if "no space left" in str(text).lower():
-        return "the session's disk is full"
-    return str(text)[:300]
+def _why(exc: BaseException, disk: str = "the session's disk is full") -> str:
+    text = str(getattr(exc, "explanation", None) or exc or type(exc).__name__)
+    return disk if "no space left" in text.lower() else text[:300]

@@ -12,7 +12,6 @@ blocks: callers on an event loop run it in a thread.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -20,12 +19,11 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import docker
 from docker.errors import DockerException
-from docker.types import Mount
 
+from sandbox import containers
 from sandbox.config import (
     WORK_DIR,
     ExecResult,
@@ -34,7 +32,7 @@ from sandbox.config import (
     SandboxConfig,
     SandboxUnavailable,
 )
-from sandbox.session import ROOT, Session
+from sandbox.session import Session
 
 __all__ = [
     "WORK_DIR",
@@ -45,35 +43,16 @@ __all__ = [
     "SandboxManager",
     "SandboxUnavailable",
     "Session",
+    "LABEL",
 ]
 
 log = logging.getLogger("assistd.sandbox")
+LABEL = containers.LABEL
 
-KERNEL_SOURCE = (Path(__file__).parent / "kernel.py").read_text()
-LABEL = "assistd.sandbox"
 MAX_NOTES = 10_000  # keys remembered for "your session was reset" notes
-MAX_INODES = 100_000  # files and directories in a session's volume
-# Under gVisor the pids cgroup counts the sandbox kernel's own host threads too: about 56
-# for an idle session, 74 after numpy, matplotlib and a subprocess (measured, runsc
-# 2022-12 on ptrace). They get this allowance on top of ASSISTD_SANDBOX_PIDS; a gVisor
-# sandbox that reaches its limit dies whole (a fork bomb ends the session).
-GVISOR_PIDS = 128
+SWEEP_SECONDS = 60.0  # how often the upkeep looks for untracked containers and volumes
 
 GoneCheck = Callable[[list[str]], Iterable[str]]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _gvisor(runtime: str | None) -> bool:
-    return bool(runtime) and any(name in str(runtime) for name in ("runsc", "gvisor"))
 
 
 class SandboxManager:
@@ -90,6 +69,7 @@ class SandboxManager:
         self._key_locks: dict[str, threading.Lock] = {}
         self._resets: OrderedDict[str, str] = OrderedDict()  # key -> note for its next run
         self._closing: list[Session] = []
+        self._creating: set[str] = set()  # names of sessions being created
         self._gone: GoneCheck | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -122,79 +102,29 @@ class SandboxManager:
         return True, f"image {self.config.image}, runtime {runtime or 'default'}"
 
     def remove_orphans(self) -> int:
-        """Remove sandbox containers and volumes left by processes of this host that are
-        gone (a crash skips close()). Those of live processes, or of other hosts sharing
-        the daemon, are left alone."""
-        host = os.uname().nodename
-
-        def orphaned(labels: dict[str, str] | None) -> bool:
-            owner_host, _, rest = (labels or {}).get(LABEL, "").partition(":")
-            pid = rest.partition(":")[0]
-            return owner_host == host and pid.isdigit() and not _alive(int(pid))
-
-        removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            if orphaned(container.labels):
-                with contextlib.suppress(DockerException):
-                    container.remove(force=True)
-                    removed += 1
-        for volume in self.client.volumes.list(filters={"label": LABEL}):
-            if orphaned(volume.attrs.get("Labels")):
-                with contextlib.suppress(DockerException):
-                    volume.remove(force=True)
-        return removed
+        """Remove sandbox containers and volumes nobody tracks (containers/sweep)."""
+        with self._lock:
+            tracked = {s.name for s in (*self._sessions.values(), *self._pool, *self._closing)}
+            tracked |= self._creating
+        return containers.sweep(self.client, self.owner, tracked)
 
     # -- sessions --------------------------------------------------------------------
 
     def _create(self) -> Session:
-        cfg = self.config
-        labels = {LABEL: self.owner}
-        volume = self.client.volumes.create(
-            name=f"assistd-sandbox-{uuid.uuid4().hex}",
-            driver="local",
-            driver_opts={
-                "type": "tmpfs",
-                "device": "tmpfs",
-                "o": f"size={cfg.work_size},nr_inodes={MAX_INODES},uid=65534,gid=65534,"
-                "mode=0700,nosuid,nodev",
-            },
-            labels=labels,
-        )
+        name = containers.new_name()
+        with self._lock:
+            self._creating.add(name)
         try:
-            container = self.client.containers.create(
-                cfg.image,
-                command=["python3", "-u", "-c", KERNEL_SOURCE, "supervise"],
-                stdin_open=True,
-                tty=False,
-                network_mode="none",
-                user="65534:65534",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                read_only=True,
-                tmpfs={"/tmp": f"size={cfg.tmp_size},mode=1777"},
-                shm_size=cfg.shm_size,
-                mounts=[Mount(ROOT, volume.name, type="volume", no_copy=True)],
-                pids_limit=cfg.pids_limit + (GVISOR_PIDS if _gvisor(cfg.runtime) else 0),
-                mem_limit=cfg.memory,
-                memswap_limit=cfg.memory,
-                nano_cpus=int(cfg.cpus * 1e9),
-                runtime=cfg.runtime,
-                labels=labels,
-                working_dir="/",
-            )
-        except Exception:
-            with contextlib.suppress(DockerException):
-                volume.remove(force=True)
-            raise
-        sock = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
-        session = Session(container, volume, sock, self.owner)
+            return containers.create(self.client, self.config, self.owner, name)
+        finally:
+            with self._lock:
+                self._creating.discard(name)
+
+    def _start(self) -> Session:
         try:
-            container.start()
-            session.handshake(cfg.start_timeout)
-        except Exception:
-            session.close()
-            raise
-        return session
+            return self._create()
+        except DockerException as exc:
+            raise SandboxUnavailable(f"could not start a sandbox session: {exc}") from exc
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -211,13 +141,20 @@ class SandboxManager:
                     return current, None
                 self._sessions.pop(key, None)
                 note = self._resets.pop(key, None)
-            if current is not None:
+            if current is not None:  # it died between executions: say so
+                note = note or (
+                    "This thread's sandbox session ended since its last execution "
+                    f"({current.end_reason()}): its variables and files are gone."
+                )
                 current.close()
             self._make_room()
             try:
                 with self._lock:
                     pooled = self._pool.pop() if self._pool else None
-                session = pooled if pooled is not None and not pooled.dead else self._create()
+                if pooled is not None and pooled.dead:
+                    pooled.close()
+                    pooled = None
+                session = pooled or self._start()
                 session.key = key
                 session.last_used = time.monotonic()
                 with self._lock:
@@ -372,9 +309,13 @@ class SandboxManager:
     def fill_pool(self) -> None:
         while not self._stop.is_set():
             with self._lock:
+                gone = [s for s in self._pool if s.dead]
                 self._pool = [s for s in self._pool if not s.dead]
-                if len(self._pool) >= self.config.pool_size:
-                    return
+                full = len(self._pool) >= self.config.pool_size
+            for session in gone:
+                session.close()
+            if full:
+                return
             session = self._create()
             with self._lock:
                 self._pool.append(session)
@@ -386,11 +327,16 @@ class SandboxManager:
         interval = min(interval, max(0.2, self.config.idle_ttl / 2))
 
         def loop() -> None:
+            swept = time.monotonic()
             while not self._stop.is_set():
                 try:
                     self.check_gone()
                     self.reap()
                     self.fill_pool()
+                    if time.monotonic() - swept > SWEEP_SECONDS:
+                        swept = time.monotonic()
+                        if removed := self.remove_orphans():
+                            log.info("removed %d untracked sandbox containers", removed)
                 except Exception as exc:  # noqa: BLE001 - keep the upkeep alive
                     log.warning("sandbox upkeep failed: %s", exc)
                 self._wake.wait(interval)
@@ -398,7 +344,7 @@ class SandboxManager:
 
         try:
             if removed := self.remove_orphans():
-                log.info("removed %d sandbox containers left by dead processes", removed)
+                log.info("removed %d sandbox containers nobody tracks", removed)
         except DockerException as exc:
             log.warning("could not look for orphaned sandbox containers: %s", exc)
         self._thread = threading.Thread(target=loop, daemon=True, name="sandbox-upkeep")

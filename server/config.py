@@ -172,8 +172,8 @@ def sandbox_config(env: dict[str, str]) -> SandboxConfig:
         max_sessions=max(1, int(get("MAX_SESSIONS") or base.max_sessions)),
         max_input_bytes=int(get("MAX_INPUT_BYTES") or base.max_input_bytes),
         max_file_bytes=int(get("MAX_FILE_BYTES") or base.max_file_bytes),
-        max_files=int(number("MAX_FILES", base.max_files)),
-        max_images=int(number("MAX_IMAGES", base.max_images)),
+        max_files=number("MAX_FILES", base.max_files),
+        max_images=number("MAX_IMAGES", base.max_images),
         max_image_bytes=int(get("MAX_IMAGE_BYTES") or base.max_image_bytes),
         max_output_bytes=int(get("MAX_OUTPUT_BYTES") or base.max_output_bytes),
     )

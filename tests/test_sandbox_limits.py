@@ -307,3 +307,29 @@ def test_a_100_mb_output_file_is_returned_under_the_default_limits(
     assert stored.bytes == 100_000_000 and stored.filename == "big.bin"
     run2, after = run_code(client, model, coder.id, thread.id, "print('next')")
     assert run2.status == "completed" and logs_of(after) == "next\n"
+
+
+def test_containers_and_volumes_nobody_tracks_are_swept() -> None:
+    """What a container create that timed out on the client leaves: the daemon finished
+    it later, and Docker recreated its volume unlabelled. The upkeep's sweep removes
+    both and leaves tracked sessions alone (the library, in-process)."""
+    require_sandbox()
+    from sandbox import containers
+    from sandbox.sessions import SandboxConfig, SandboxManager
+
+    manager = SandboxManager(SandboxConfig(pool_size=0))
+    daemon = docker_client()
+    try:
+        kept, _ = manager.session("kept")
+        stray = containers.new_name()
+        daemon.containers.create(
+            "assistd-sandbox:1", name=stray, labels={containers.LABEL: manager.owner}
+        )
+        unlabelled = daemon.volumes.create(name=containers.new_name())
+        assert manager.remove_orphans() >= 1  # ours, and any a dead process left
+        assert gone(stray, [unlabelled.name])
+        assert not gone(kept.container.id, [kept.name])
+        assert manager.run("kept", "print(1)").logs == "1\n"
+    finally:
+        manager.close()
+    assert gone(kept.container.id, [kept.name])

@@ -9,7 +9,6 @@ runner calls them in a worker thread.
 from __future__ import annotations
 
 import json
-import logging
 import posixpath
 import re
 from collections.abc import Iterable
@@ -23,11 +22,10 @@ from sandbox.config import Input, fmt_bytes
 from sandbox.limits import fetch_failed, plan_outputs
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager
 from sandbox.transfer import TransferError
+from server.config import Settings
 from server.crud import files as file_crud
 from server.models import ApiKey, Assistant, Message, Run, StoredFile, Thread
 from server.storage import BlobStore, TooLarge
-
-log = logging.getLogger("assistd.sandbox")
 
 TOOL_NAME = "code_interpreter"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -194,7 +192,7 @@ def store_outputs(
     notes = [*result.notes, *plan.notes]
     live = sandbox.current(key)
     images: list[dict[str, Any]] = []
-    budget = plan.budget + sum(o.size for o in (*plan.figures, *plan.files))
+    budget = sandbox.config.max_output_bytes  # checked again on the bytes that arrive
     for kind, items, cap in (
         ("image", plan.figures, sandbox.config.max_image_bytes),
         ("file", plan.files, sandbox.config.max_file_bytes),
@@ -238,7 +236,7 @@ def _save(
     )
 
 
-def ended_keys(engine: Engine, settings: Any, keys: list[str]) -> Iterable[str]:
+def ended_keys(engine: Engine, settings: Settings, keys: list[str]) -> Iterable[str]:
     """Which sessions' threads are gone: deleted, or in a project no key can reach any
     more (every database key of it revoked, and no ASSISTD_API_KEYS entry for it)."""
     with Session(engine) as session:
@@ -246,7 +244,7 @@ def ended_keys(engine: Engine, settings: Any, keys: list[str]) -> Iterable[str]:
         projects = dict(rows.all())
         keyed = session.exec(select(ApiKey.project, ApiKey.revoked_at)).all()
     ended = {k for k in keys if k not in projects}
-    env_keys: dict[str, str] = getattr(settings, "api_keys", {}) or {}
+    env_keys = settings.api_keys
     if env_keys or keyed:  # auth is on: a project needs a usable key
         usable = set(env_keys.values()) | {p for p, revoked in keyed if revoked is None}
         ended |= {k for k, project in projects.items() if project not in usable}
