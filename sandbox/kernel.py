@@ -4,18 +4,15 @@ it as `python3 -c <this file's source> supervise`, so the image needs nothing of
 
 User code can use every file descriptor of its own process, so it never runs in the one
 holding the channel. The supervisor is PID 1, alone holds the container's stdin/stdout,
-and makes itself non-dumpable before anything else (no /proc/1/fd, /proc/1/mem or ptrace
-for processes without CAP_SYS_PTRACE). The worker is a fresh interpreter (fork + exec)
-whose stdio is /dev/null and a capture file, with one socket to the supervisor (fd 3);
-what it sends is untrusted and bounded. Every channel line carries an HMAC-SHA256 of a
-per-direction counter and the payload, keyed by a secret the server sends as the first
-line, before any user code exists (gVisor lets user code open /proc/1/fd/1, though not
-PID 1's memory). docs/security.md has the argument in full.
+and makes itself non-dumpable first (no /proc/1/fd, /proc/1/mem or ptrace for processes
+without CAP_SYS_PTRACE). The worker is a fresh interpreter (fork + exec) with /dev/null
+and a capture file as stdio and one socket to the supervisor (fd 3); what it sends is
+untrusted and bounded. Each channel line carries an HMAC-SHA256 of a per-direction
+counter and the payload, keyed by a secret the server sends as the first line, before
+any user code exists. docs/security.md has the argument in full.
 
-Server -> supervisor: `{"key": hex}`, then signed `{"op": "exec", "code"}`, `{"op":
-"adopt", "staging", "name"}` (move a file the server streamed into /mnt/.in-<hex>/ with
-Docker's archive API to /mnt/data), `{"op": "discard", "staging"}`, `{"op": "ping"}`.
-Supervisor -> server: signed replies, the first `{"ready": true}`.
+Requests (after `{"key": hex}`): exec {code}, adopt {staging, name} (move a file the
+server streamed into /mnt/.in-<hex>/ to /mnt/data), discard {staging}, ping.
 """
 
 from __future__ import annotations
@@ -51,6 +48,7 @@ MAX_SCANNED = 2000  # files under /mnt/data looked at per snapshot
 MAX_LISTED = 100  # changed files (and figures) named in one reply
 MAX_WORKER_LINE = 1024 * 1024
 MAX_REQUEST_LINE = 16 * 1024 * 1024
+REPLY_BUDGET = 768 * 1024  # the server ends a session whose reply passes 1 MiB
 KILL_GRACE = 2.0  # seconds an interrupted execution gets before its process is killed
 KEEP = "its variables are gone; files in /mnt/data are kept"
 
@@ -253,7 +251,12 @@ class Supervisor:
         self.interrupted_at = 0.0
 
     def reply(self, body: dict[str, Any]) -> None:
-        data = sign(self.key, b"r", self.sent, json.dumps(body).encode())
+        def encode() -> bytes:  # UTF-8: names and logs in any script stay compact
+            return json.dumps(body, ensure_ascii=False).encode()
+
+        while len(payload := encode()) > REPLY_BUDGET and body.get("files"):
+            body["files"] = body["files"][: len(body["files"]) // 2]  # files_total keeps count
+        data = sign(self.key, b"r", self.sent, payload)
         self.sent += 1
         view = memoryview(data)
         while view:
@@ -392,10 +395,9 @@ class Supervisor:
     def adopt(self, staging: Any, name: Any) -> dict[str, Any]:
         if not isinstance(staging, str) or not STAGING.fullmatch(staging) or not _safe_name(name):
             raise ValueError("bad staging path or name")
-        source = os.path.join(ROOT, staging, name)
+        source, target = os.path.join(ROOT, staging, name), os.path.join(WORK, name)
         if not stat.S_ISREG(os.lstat(source).st_mode):
             raise ValueError("not a regular file")
-        target = os.path.join(WORK, name)
         os.rename(source, target)
         shutil.rmtree(os.path.join(ROOT, staging), ignore_errors=True)
         return {"path": target, "size": os.lstat(target).st_size}
@@ -408,10 +410,9 @@ class Supervisor:
             return self.adopt(request.get("staging"), request.get("name"))
         if op == "discard" and STAGING.fullmatch(str(request.get("staging"))):
             shutil.rmtree(os.path.join(ROOT, str(request["staging"])), ignore_errors=True)
-            return {}
-        if op == "ping":
-            return {}
-        raise ValueError(f"unknown op {op!r}")
+        elif op != "ping":
+            raise ValueError(f"unknown op {op!r}")
+        return {}
 
 
 def supervise() -> None:
@@ -422,8 +423,7 @@ def supervise() -> None:
         argv = fh.read().split(b"\0")
     source = argv[argv.index(b"-c") + 1].decode()
     requests = Lines(lambda n: os.read(0, n), MAX_REQUEST_LINE)
-    first = requests.read_line()
-    if first is None:
+    if (first := requests.read_line()) is None:
         return
     supervisor = Supervisor(bytes.fromhex(json.loads(first)["key"]), source)
     signal.signal(signal.SIGINT, supervisor.on_interrupt)

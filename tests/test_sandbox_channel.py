@@ -169,3 +169,26 @@ def test_sizes_read_as_people_write_them() -> None:
         "6.5 MiB",
         "1 GiB",
     ]
+
+
+def test_a_kernel_reply_naming_many_long_files_is_trimmed_under_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100 changed files (the most the kernel names) with 4 KB names must not make a
+    genuine reply pass the server's 1 MiB cap (which would end the session): the file
+    list shrinks, its total stays, and the server notes the files it was not told of."""
+    from sandbox import kernel
+
+    written: list[bytes] = []
+    monkeypatch.setattr(
+        kernel.os, "write", lambda _fd, data: written.append(bytes(data)) or len(data)
+    )
+    supervisor = kernel.Supervisor(KEY, "")
+    names = [["/mnt/data/" + "界" * 1300 + str(i), 1] for i in range(100)]
+    logs, error = "\x00" * 65536, "\x00" * 16384  # the most each may hold, 6 bytes a char
+    body = {"ok": True, "logs": logs, "error": error, "files": names, "files_total": 100}
+    supervisor.reply(body)
+    line = b"".join(written).rstrip(b"\n")
+    assert len(line) < 1024 * 1024
+    body = json.loads(verify(KEY, b"r", 0, line) or b"null")
+    assert 0 < len(body["files"]) < 100 and body["files_total"] == 100
