@@ -326,27 +326,25 @@ class SandboxManager:
         self._gone = gone
         interval = min(interval, max(0.2, self.config.idle_ttl / 2))
 
+        swept = float("-inf")  # the first pass removes what a crashed predecessor left
+
+        def sweep() -> None:
+            nonlocal swept
+            if time.monotonic() - swept > SWEEP_SECONDS:
+                swept = time.monotonic()
+                if removed := self.remove_orphans():
+                    log.info("removed %d sandbox containers nobody tracks", removed)
+
         def loop() -> None:
-            swept = time.monotonic()
             while not self._stop.is_set():
-                try:
-                    self.check_gone()
-                    self.reap()
-                    self.fill_pool()
-                    if time.monotonic() - swept > SWEEP_SECONDS:
-                        swept = time.monotonic()
-                        if removed := self.remove_orphans():
-                            log.info("removed %d untracked sandbox containers", removed)
-                except Exception as exc:  # noqa: BLE001 - keep the upkeep alive
-                    log.warning("sandbox upkeep failed: %s", exc)
+                for step in (sweep, self.check_gone, self.reap, self.fill_pool):
+                    try:
+                        step()
+                    except Exception as exc:  # noqa: BLE001 - keep the upkeep alive
+                        log.warning("sandbox upkeep failed: %s", exc)
                 self._wake.wait(interval)
                 self._wake.clear()
 
-        try:
-            if removed := self.remove_orphans():
-                log.info("removed %d sandbox containers nobody tracks", removed)
-        except DockerException as exc:
-            log.warning("could not look for orphaned sandbox containers: %s", exc)
         self._thread = threading.Thread(target=loop, daemon=True, name="sandbox-upkeep")
         self._thread.start()
 
