@@ -174,6 +174,7 @@ def work() -> None:
     requests = Lines(channel.recv, MAX_REQUEST_LINE)
     capture_file = tempfile.TemporaryFile(dir="/tmp")  # noqa: SIM115 - lives as long as we do
     capture = capture_file.fileno()
+    channel.sendall(b'{"seq": 0}\n')  # ready: the supervisor answers the server's key now
     while True:
         try:
             channel.setblocking(True)  # user code may have changed it
@@ -224,18 +225,13 @@ def _files(directory: str) -> tuple[dict[str, tuple[int, int]], list[str]]:
     ] if skipped else []
 
 
-def _oom_kills() -> int | None:
-    """The container's OOM-kill count (cgroup v2 or v1), if it can be read."""
+def _oom_kills() -> int | None:  # the container's (cgroup v2 or v1), if readable
     for name in ("memory.events", "memory/memory.oom_control"):
         with contextlib.suppress(OSError, ValueError), open("/sys/fs/cgroup/" + name) as fh:
             for line in fh:
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
     return None
-
-
-def _safe_name(name: Any) -> bool:
-    return isinstance(name, str) and NAME.fullmatch(name) is not None and name not in (".", "..")
 
 
 class Supervisor:
@@ -393,7 +389,8 @@ class Supervisor:
         }
 
     def adopt(self, staging: Any, name: Any) -> dict[str, Any]:
-        if not isinstance(staging, str) or not STAGING.fullmatch(staging) or not _safe_name(name):
+        ok = STAGING.fullmatch(str(staging)) and NAME.fullmatch(str(name))
+        if not ok or name in (".", ".."):
             raise ValueError("bad staging path or name")
         source, target = os.path.join(ROOT, staging, name), os.path.join(WORK, name)
         if not stat.S_ISREG(os.lstat(source).st_mode):
@@ -431,6 +428,7 @@ def supervise() -> None:
     os.makedirs(WORK, exist_ok=True)
     os.chdir(WORK)
     supervisor.spawn()
+    supervisor._wait(0)  # the worker is up (or gone: the first exec says so)
     supervisor.reply({"ok": True, "ready": True})
     received = 1
     while (line := requests.read_line()) is not None:
