@@ -55,6 +55,13 @@ SWEEP_SECONDS = 60.0  # how often the upkeep looks for untracked containers and 
 GoneCheck = Callable[[list[str]], Iterable[str]]
 
 
+def _ended_note(session: Session) -> str:
+    return (
+        "This thread's sandbox session ended since its last execution "
+        f"({session.end_reason()}): its variables and the files it wrote are gone."
+    )
+
+
 class SandboxManager:
     """Sessions by key, a warm pool, a cap with LRU eviction, and upkeep in a thread."""
 
@@ -142,10 +149,7 @@ class SandboxManager:
                 self._sessions.pop(key, None)
                 note = self._resets.pop(key, None)
             if current is not None:  # it died between executions: say so
-                note = note or (
-                    "This thread's sandbox session ended since its last execution "
-                    f"({current.end_reason()}): its variables and files are gone."
-                )
+                note = note or _ended_note(current)
                 current.close()
             self._make_room()
             try:
@@ -263,6 +267,8 @@ class SandboxManager:
         if session is not None:
             log.info("sandbox: ending the session of %s", key)
             self._wake.set()
+            if self._thread is None:  # no upkeep thread (library use): do it here
+                self.reap()
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -278,8 +284,7 @@ class SandboxManager:
             ]
             victims = [self._sessions.pop(k) for k in expired]
             for key, session in zip(expired, victims, strict=True):
-                if not session.dead:
-                    self._note(key, self._idle_note())
+                self._note(key, _ended_note(session) if session.dead else self._idle_note())
             victims += self._closing
             self._closing = []
         for session in victims:
