@@ -10,6 +10,10 @@
    client's distance cancels out, but the end of the model's stream is inside it).
 3. A new thread's first execution: from the warm pool, without a pool (container start
    and kernel start), and a raw `docker run --rm` of the same snippet.
+4. Moving files (issue 12): a run that reads a 100 MB attachment and writes a 100 MB
+   file, through the server. The server's RSS is sampled every 10 ms; its peak growth is
+   set against the file size (files stream through Docker's archive API, so it should
+   stay a small fraction of it), with the time each way.
 
 Needs Docker and the image (`assistd sandbox build`). Prints numbers; asserts nothing.
 
@@ -21,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -149,10 +156,87 @@ def server_path(n: int) -> tuple[list[float], list[float]]:
             stop()
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def transfer(size_mb: int) -> dict[str, float]:
+    """Peak server RSS growth and wall time for a run moving `size_mb` MB in and out."""
+    model, model_url, stop = start_scripted_model()
+    env = {"MODEL_BASE_URL": model_url, "ASSISTD_SANDBOX_POOL": "1"}
+    tool = {"type": "code_interpreter"}
+    with tempfile.TemporaryDirectory(prefix="assistd-bench-") as tmp:
+        server = ServerProcess(Path(tmp), env=env).start()
+        try:
+            assert server.proc is not None
+            pid = server.proc.pid
+            client = OpenAI(base_url=f"{server.base_url}/v1", api_key="local", max_retries=0)
+            coder = client.beta.assistants.create(model="gpt-4o", tools=[tool])
+            data = Path(tmp) / "input.bin"
+            with data.open("wb") as fh:
+                for _ in range(size_mb):
+                    fh.write(os.urandom(1_000_000))
+            upload = client.files.create(file=data.open("rb"), purpose="assistants")
+
+            def run_code(thread_id: str, code: str, reply: str) -> Any:
+                call = {"name": "code_interpreter", "arguments": json.dumps({"code": code})}
+                model.tool_calls([call]).text(reply)
+                return client.beta.threads.runs.create_and_poll(
+                    thread_id=thread_id, assistant_id=coder.id, poll_interval_ms=50
+                )
+
+            # Warm the code paths on another thread; the pool then holds a fresh session.
+            run_code(client.beta.threads.create().id, "1", "ok")
+            time.sleep(2)
+            attachment = {"file_id": upload.id, "tools": [tool]}
+            thread = client.beta.threads.create(
+                messages=[{"role": "user", "content": "copy", "attachments": [attachment]}]
+            )
+            base = peak = rss_mb(pid)
+            done = threading.Event()
+
+            def sample() -> None:
+                nonlocal peak
+                while not done.is_set():
+                    peak = max(peak, rss_mb(pid))
+                    time.sleep(0.01)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            t0 = time.perf_counter()
+            code = "import shutil\nshutil.copy('input.bin', 'output.bin')"
+            run = run_code(thread.id, code, "[out](sandbox:/mnt/data/output.bin)")
+            seconds = time.perf_counter() - t0
+            done.set()
+            sampler.join()
+            message = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)
+            annotations = message.data[0].content[-1].text.annotations
+            stored = client.files.retrieve(annotations[0].file_path.file_id).bytes
+            assert run.status == "completed" and stored == size_mb * 1_000_000, (run, stored)
+            return {"base": base, "peak": peak, "seconds": seconds}
+        finally:
+            server.stop()
+            stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--transfer-only", action="store_true")
+    parser.add_argument("--size-mb", type=int, help="file size for part 4 (default 100)")
     args = parser.parse_args()
+    size_mb = args.size_mb or (20 if args.quick else 100)
+    moved = transfer(size_mb)
+    growth = moved["peak"] - moved["base"]
+    print(f"\nmoving a {size_mb} MB file in and a {size_mb} MB file out in one run:")
+    print(f"  server RSS {moved['base']:.0f} MB before, peak {moved['peak']:.0f} MB during")
+    print(f"  peak growth {growth:.1f} MB = x{growth / size_mb:.2f} of the file size")
+    print(f"  run wall time {moved['seconds']:.2f} s (copy in, shutil.copy, stream out, store)")
+    if args.transfer_only:
+        return
     n_warm, n_first, n_server = (200, 5, 10) if args.quick else (1000, 15, 40)
 
     config = SandboxConfig(pool_size=1)

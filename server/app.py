@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
 
 from sandbox.sessions import SandboxManager
 from server import __version__, openapi, slow_work, url_policy
@@ -35,6 +37,7 @@ from server.runs.observe import Observers
 from server.runs.runner import Runner
 from server.runs.worker import Worker, worker_name
 from server.storage import BlobStore
+from server.tools import code_interpreter
 from server.tools.ingestion import Ingestor
 from server.tools.registry import server_tools
 from server.tools.search_service import SearchService
@@ -43,9 +46,12 @@ from server.v1compat import V1Compat
 log = logging.getLogger("assistd")
 
 
-async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str | None]:
+async def start_sandbox(
+    settings: Settings, engine: Engine
+) -> tuple[SandboxManager | None, str | None]:
     """The code-interpreter sandbox if Docker and the image are there; else why not.
-    Said once at start-up; runs asking for code_interpreter then fail with the reason."""
+    Said once at start-up; runs asking for code_interpreter then fail with the reason.
+    Its upkeep ends the sessions of deleted threads and of projects without a usable key."""
     if not settings.sandbox_enabled:
         log.info("code_interpreter: off (ASSISTD_SANDBOX=off)")
         return None, "turned off (ASSISTD_SANDBOX=off)"
@@ -55,7 +61,7 @@ async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str 
         log.warning("code_interpreter: unavailable: %s", detail)
         return None, detail
     log.info("code_interpreter: ready (%s)", detail)
-    manager.start()
+    manager.start(gone=functools.partial(code_interpreter.ended_keys, engine, settings))
     return manager, None
 
 
@@ -77,7 +83,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.blobs = blobs = BlobStore(settings.files_dir)
         await asyncio.to_thread(blobs.sweep)  # temp files of killed uploads
         app.state.bus = bus = EventBus()
-        sandbox, problem = await start_sandbox(settings)
+        sandbox, problem = await start_sandbox(settings, engine)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
         app.state.search = search = SearchService(settings)
         tools = server_tools(

@@ -169,6 +169,10 @@ def sandbox_config(env: dict[str, str]) -> SandboxConfig:
     def get(name: str) -> str | None:
         return env.get(f"ASSISTD_SANDBOX_{name}") or None
 
+    def number(name: str, default: int) -> int:  # where 0 is meaningful
+        value = get(name)
+        return default if value is None else int(value)
+
     return SandboxConfig(
         image=get("IMAGE") or base.image,
         runtime=get("RUNTIME") or base.runtime,
@@ -179,5 +183,13 @@ def sandbox_config(env: dict[str, str]) -> SandboxConfig:
         tmp_size=get("TMP") or base.tmp_size,
         exec_timeout=float(get("TIMEOUT") or base.exec_timeout),
         idle_ttl=float(get("TTL") or base.idle_ttl),
-        pool_size=int(pool) if (pool := get("POOL")) is not None else base.pool_size,
+        pool_size=number("POOL", base.pool_size),
+        shm_size=get("SHM") or base.shm_size,
+        max_sessions=max(1, int(get("MAX_SESSIONS") or base.max_sessions)),
+        max_input_bytes=int(get("MAX_INPUT_BYTES") or base.max_input_bytes),
+        max_file_bytes=int(get("MAX_FILE_BYTES") or base.max_file_bytes),
+        max_files=number("MAX_FILES", base.max_files),
+        max_images=number("MAX_IMAGES", base.max_images),
+        max_image_bytes=int(get("MAX_IMAGE_BYTES") or base.max_image_bytes),
+        max_output_bytes=int(get("MAX_OUTPUT_BYTES") or base.max_output_bytes),
     )

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from retrieval.embedding import EmbeddingModels
+from sandbox.sessions import SandboxManager
 from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT, Settings
 from server.crud.pagination import ListParams
@@ -118,11 +119,18 @@ async def embedding_models(request: Request) -> EmbeddingModels:
     return search.models
 
 
+async def sandbox_manager(request: Request) -> SandboxManager | None:
+    """The code-interpreter sandbox, None when this server runs without one."""
+    sandbox: SandboxManager | None = request.app.state.sandbox
+    return sandbox
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Search = Annotated[SearchService, Depends(search_service)]
 Embeddings = Annotated[EmbeddingModels, Depends(embedding_models)]
 RunnerDep = Annotated[Runner, Depends(run_runner)]
 WorkerDep = Annotated[Worker, Depends(run_worker)]
+Sandbox = Annotated[SandboxManager | None, Depends(sandbox_manager)]
 
 
 # The query parameters are read by `async def` functions, not by the dataclass itself:

@@ -321,6 +321,13 @@ def test_cancelling_a_run_interrupts_the_running_code(
             "disk full: 28",
         ),
         (
+            "filling /dev/shm",
+            "try:\n    with open('/dev/shm/big', 'wb') as fh:\n"
+            "        for _ in range(32):\n            fh.write(b'x' * 1024 * 1024)\n"
+            "    print('wrote it all')\nexcept OSError as e:\n    print('shm full:', e.errno)",
+            "shm full: 28",
+        ),
+        (
             "writing outside the work area",
             "for p in ['/etc/evil', '/usr/evil', '/evil']:\n    try:\n"
             "        open(p, 'w').write('x'); print('wrote', p)\n"
@@ -458,5 +465,32 @@ def test_sessions_run_under_gvisor_when_configured(
         logs = logs_of(outputs)
         assert logs.startswith("6\n")
         assert "gVisor" in logs or "4.4.0" in logs, logs  # gVisor's synthetic kernel
+
+        # Files cross by Docker archive streaming, which gVisor's file cache must not hide.
+        upload = client.files.create(file=("in.txt", b"from the user\n"), purpose="assistants")
+        attached = {"file_id": upload.id, "tools": [CI_TOOL]}
+        thread = client.beta.threads.create(
+            messages=[{"role": "user", "content": "Shout it.", "attachments": [attached]}]
+        )
+        code = "data = open('in.txt').read()\nopen('out.txt', 'w').write(data.upper())\nprint(data)"
+        reply = "[out.txt](sandbox:/mnt/data/out.txt)"
+        run, outputs = run_code(client, model, coder.id, thread.id, code, reply)
+        assert logs_of(outputs) == "from the user\n\n"
+        message = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data[0]
+        (annotation,) = next(p.text for p in message.content if p.type == "text").annotations
+        assert client.files.content(annotation.file_path.file_id).content == b"FROM THE USER\n"
+
+        # gVisor lets user code open PID 1's stdout: a forged reply fails its MAC, and the
+        # session ends cleanly instead of being believed.
+        forge = (
+            "with open('/proc/1/fd/1', 'wb', buffering=0) as fh:\n"
+            '    fh.write(b\'{"ok": true, "logs": "forged"}\\n\' + b\'x\' * 3_000_000)\n'
+            "print('after')"
+        )
+        run, outputs = run_code(client, model, coder.id, thread.id, forge)
+        assert run.status == "completed"
+        assert "forged" not in logs_of(outputs) and "control channel" in logs_of(outputs)
+        _, fresh = run_code(client, model, coder.id, thread.id, "print('fresh')")
+        assert logs_of(fresh).endswith("fresh\n")
     finally:
         proc.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.crud import threads as crud
-from server.deps import DB, Embeddings, Project
+from server.deps import DB, Embeddings, Project, Sandbox
 from server.protocol.common import Deleted
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 from server.routers.json_route import JSONRoute
@@ -37,6 +37,8 @@ def update_thread(
 
 
 @router.delete("/{thread_id}")
-def delete_thread(thread_id: str, project: Project, db: DB) -> Deleted:
+def delete_thread(thread_id: str, project: Project, db: DB, sandbox: Sandbox) -> Deleted:
     crud.delete_thread(db, crud.get(db, project, thread_id))
+    if sandbox is not None:
+        sandbox.forget(thread_id)  # its code-interpreter session goes now, not at the TTL
     return Deleted(id=thread_id, object="thread.deleted")

@@ -1,44 +1,48 @@
 """The code_interpreter tool: what the model sees, and how a call becomes sandbox work,
 step outputs, files and annotations.
 
-The sandbox package runs code; this module knows about runs, files and threads. The
-functions block (database, Docker) and run in worker threads; `CodeInterpreter` is the
-tool behind the run engine's ServerTool seam (server/tools/base.py).
+The sandbox package runs code, moves files and applies the sandbox's limits; this module
+knows about runs, files and threads. The functions block (database, Docker) and run in
+worker threads; `CodeInterpreter` is the tool behind the run engine's ServerTool seam
+(server/tools/base.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 import logging
 import posixpath
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import BinaryIO, Final
 
 import jiter
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from sandbox.config import Input, fmt_bytes
+from sandbox.limits import fetch_failed, plan_outputs
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager, SandboxUnavailable
+from sandbox.transfer import TransferError
+from server.config import Settings
 from server.crud import files as file_crud
 from server.db import Database
-from server.models import Assistant, Message, Run, StoredFile, Thread
+from server.models import ApiKey, Assistant, Message, Run, StoredFile, Thread
 from server.protocol.deltas import CodeInterpreterToolCallDelta, ToolCallDelta, code_outputs
 from server.protocol.messages import FilePathAnnotation
-from server.protocol.runs import CodeInterpreterToolCall, CodeOutput
-from server.storage import BlobStore
+from server.protocol.runs import CodeImage, CodeInterpreterToolCall, CodeOutput
+from server.storage import BlobStore, TooLarge
 from server.tools.base import ChatTool, ServerTool, StepCall, TextNotes, ToolCall, ToolUse, TurnHost
 
 log = logging.getLogger("assistd.runner")
 TOOL_NAME: Final = "code_interpreter"
-MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def chat_tool(input_files: list[str]) -> ChatTool:
+def chat_tool(inputs: list[InputFile], sandbox: SandboxManager | None = None) -> ChatTool:
     """code_interpreter as a function the chat model can call."""
     description = (
         "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
@@ -46,8 +50,16 @@ def chat_tool(input_files: list[str]) -> ChatTool:
         f"user; link them as sandbox:{WORK_DIR}/<name>. numpy, pandas, matplotlib and scipy "
         "are installed; figures are shown to the user automatically."
     )
-    if input_files:
-        description += " Files available: " + ", ".join(input_files) + "."
+    limit = sandbox.config.max_input_bytes if sandbox is not None else None
+    usable = [f.name for f in inputs if limit is None or f.size <= limit]
+    refused = [f.name for f in inputs if f.name not in usable]
+    if usable:
+        description += " Files available: " + ", ".join(usable) + "."
+    if refused and limit is not None:
+        description += (
+            f" Not available (larger than the sandbox's {fmt_bytes(limit)} limit per input "
+            "file): " + ", ".join(refused) + "."
+        )
     return {
         "type": "function",
         "function": {
@@ -91,6 +103,7 @@ class InputFile:
     file_id: str
     name: str  # path under /mnt/data
     sha256: str
+    size: int = 0
 
 
 @dataclass
@@ -139,26 +152,20 @@ def input_files(session: Session, run: Run) -> list[InputFile]:
         if name in taken or name.startswith("."):
             name = f"{file_id}-{name}"
         taken.add(name)
-        out.append(InputFile(file_id, f"{WORK_DIR}/{name}", row.sha256))
+        out.append(InputFile(file_id, f"{WORK_DIR}/{name}", row.sha256, row.bytes))
     return out
 
 
 def execute(
     sandbox: SandboxManager, blobs: BlobStore, key: str, files: list[InputFile], code: str
 ) -> ExecResult:
-    """Copy input files the session lacks, then run the code."""
-    session, _ = sandbox.session(key)
-    for item in files:
-        if session.files.get(item.file_id) == item.name:
-            continue
-        data = blobs.path(item.sha256).read_bytes()
-        name = item.name.removeprefix(WORK_DIR + "/")
-        session.request({"op": "put", "name": name, "data": base64.b64encode(data).decode()})
-        session.files[item.file_id] = item.name
-    result = session.execute(code, sandbox.config.exec_timeout)
-    if result.restarted:
-        sandbox.drop(key)
-    return result
+    """Stream in the input files the session lacks (refusing those past the cap, with a
+    note), then run the code."""
+    inputs = [
+        Input(f.file_id, f.name.removeprefix(WORK_DIR + "/"), blobs.path(f.sha256), f.size)
+        for f in files
+    ]
+    return sandbox.run(key, code, inputs)
 
 
 def store_outputs(
@@ -171,40 +178,71 @@ def store_outputs(
     outputs: RunOutputs,
     skip: set[str],
 ) -> list[CodeOutput]:
-    """Turn an execution's results into step outputs, saving images and written files
-    as File objects (purpose assistants_output)."""
-    items: list[CodeOutput] = []
-    logs = result.logs
-    if result.error:
-        logs = f"{logs}{'' if not logs or logs.endswith(chr(10)) else chr(10)}{result.error}"
-    if logs:
-        items.append({"type": "logs", "logs": logs})
-    for n, png in enumerate(result.images):
-        row = _save(session, blobs, run.project, png, f"image-{run.id[-8:]}-{n}.png")
-        outputs.images.append(row.id)
-        items.append({"type": "image", "image": {"file_id": row.id}})
-    if result.files and not result.restarted:
-        live, _ = sandbox.session(key)
-        for path in result.files:
-            if path in skip:
-                continue
+    """Turn an execution's results into step outputs, streaming figures and written files
+    from the sandbox into File objects (purpose assistants_output) within the sandbox's
+    caps. Whatever is not returned is named, with the reason, in the logs output."""
+    plan = plan_outputs(result, sandbox.config, skip)
+    notes = [*result.notes, *plan.notes]
+    live = sandbox.current(key)
+    images: list[CodeImage] = []
+    budget = sandbox.config.max_output_bytes  # checked again on the bytes that arrive
+    for kind, items, cap in (
+        ("image", plan.figures, sandbox.config.max_image_bytes),
+        ("file", plan.files, sandbox.config.max_file_bytes),
+    ):
+        for n, item in enumerate(items):
+            limit = min(cap, budget)
+            name = posixpath.basename(item.path)
+            if kind == "image":
+                name = f"image-{run.id[-8:]}-{len(images)}.png"
             try:
-                reply = live.request({"op": "get", "name": path.removeprefix(WORK_DIR + "/")})
-            except (RuntimeError, TimeoutError):
+                if live is None:
+                    raise TransferError("the sandbox session ended")
+                with live.fetch(item.path, limit) as stream:
+                    row = _save(session, blobs, run.project, stream, name, limit)
+            except TooLarge:
+                notes.append(fetch_failed(item.path, f"it grew past {fmt_bytes(limit)}"))
                 continue
-            data = base64.b64decode(reply["data"])
-            if len(data) > MAX_OUTPUT_BYTES:
+            except TransferError as exc:
+                label = item.path if kind == "file" else f"Image {n + 1}"
+                notes.append(fetch_failed(label, str(exc)))
                 continue
-            row = _save(session, blobs, run.project, data, posixpath.basename(path))
-            outputs.files[path] = row.id
-    return items
+            budget -= row.bytes
+            if kind == "image":
+                outputs.images.append(row.id)
+                images.append({"type": "image", "image": {"file_id": row.id}})
+            else:
+                outputs.files[item.path] = row.id
+    logs = result.logs
+    for extra in [result.error, *notes]:
+        if extra:
+            logs = f"{logs}{'' if not logs or logs.endswith(chr(10)) else chr(10)}{extra}"
+    head: list[CodeOutput] = [{"type": "logs", "logs": logs}] if logs else []
+    return head + images
 
 
-def _save(session: Session, blobs: BlobStore, project: str, data: bytes, name: str) -> StoredFile:
-    sha, size = blobs.put(io.BytesIO(data), MAX_OUTPUT_BYTES)
+def _save(
+    session: Session, blobs: BlobStore, project: str, stream: BinaryIO, name: str, limit: int
+) -> StoredFile:
+    sha, size = blobs.put(stream, limit)
     return file_crud.create(
         session, project, filename=name, size=size, purpose="assistants_output", sha256=sha
     )
+
+
+def ended_keys(engine: Engine, settings: Settings, keys: list[str]) -> Iterable[str]:
+    """Which sessions' threads are gone: deleted, or in a project no key can reach any
+    more (every database key of it revoked, and no ASSISTD_API_KEYS entry for it)."""
+    with Session(engine) as session:
+        rows = session.exec(select(Thread.id, Thread.project).where(col(Thread.id).in_(keys)))
+        projects = dict(rows.all())
+        keyed = session.exec(select(ApiKey.project, ApiKey.revoked_at)).all()
+    ended = {k for k in keys if k not in projects}
+    env_keys = settings.api_keys
+    if env_keys or keyed:  # auth is on: a project needs a usable key
+        usable = set(env_keys.values()) | {p for p, revoked in keyed if revoked is None}
+        ended |= {k for k, project in projects.items() if project not in usable}
+    return ended
 
 
 def annotate(text: str, files: dict[str, str]) -> list[FilePathAnnotation]:
@@ -281,7 +319,7 @@ class CodeInterpreterUse(ToolUse):
 
     async def offer(self) -> ChatTool:
         self.inputs = await self.db.run(input_files, self.run)
-        return chat_tool([f.name for f in self.inputs])
+        return chat_tool(self.inputs, self.sandbox)
 
     def begin(self, call: ToolCall) -> ToolCallDelta:
         return CodeInterpreterToolCallDelta(
