@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from sandbox import packages as sandbox_packages
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager
 from server.crud import files as file_crud
 from server.models import Assistant, Message, Run, StoredFile, Thread
@@ -27,13 +28,15 @@ MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def chat_tool(input_files: list[str]) -> dict[str, Any]:
-    """code_interpreter as a function the chat model can call."""
+def chat_tool(input_files: list[str], packages: list[str] | None = None) -> dict[str, Any]:
+    """code_interpreter as a function the chat model can call; `packages` is what the
+    sandbox image records (None: an image from before images recorded theirs)."""
     description = (
         "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
         f"persist between calls. Work in {WORK_DIR}: files saved there are returned to the "
-        f"user; link them as sandbox:{WORK_DIR}/<name>. numpy, pandas, matplotlib and scipy "
-        "are installed; figures are shown to the user automatically."
+        f"user; link them as sandbox:{WORK_DIR}/<name>. Python packages installed: "
+        f"{sandbox_packages.describe(packages)} (nothing else can be installed); figures "
+        "are shown to the user automatically."
     )
     if input_files:
         description += " Files available: " + ", ".join(input_files) + "."

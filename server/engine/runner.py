@@ -235,6 +235,7 @@ class Runner:
         self.blobs = blobs
         self.sandbox = sandbox
         self.sandbox_problem: str | None = None if sandbox else "the sandbox is turned off"
+        self.sandbox_packages: list[str] | None = None  # the image's record, set by the app
         self.retrieval: Retrieval | None = None  # set by the app; file_search needs it
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_requested: set[str] = set()
@@ -357,7 +358,7 @@ class Runner:
         inputs: list[ci.InputFile] = []
         if uses_code:
             inputs = await self.db(ci.input_files, run)
-            tools.append(ci.chat_tool([f.name for f in inputs]))
+            tools.append(ci.chat_tool([f.name for f in inputs], self.sandbox_packages))
         if self.retrieval is not None and any(t["type"] == fs.TOOL_NAME for t in run.tools):
             tools.append(fs.chat_tool())
         request = ModelRequest(
