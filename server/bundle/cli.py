@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from server import __version__
 from server.bundle.create import DEFAULT_TORCH, Options
 from server.bundle.wheels import TORCH_CPU_INDEX, Target
 
@@ -60,6 +61,7 @@ def add_parser(sub: Any) -> None:
     create.add_argument(
         "--with-image", action="store_true", help="add the assistd server image too"
     )
+    create.add_argument("--server-image", default=None, help="its tag (default assistd:VERSION)")
     create.add_argument("--tar", action="store_true", help="also write OUT.tar and its SHA-256")
     create.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     create.set_defaults(func=_create)
@@ -88,6 +90,7 @@ def _create(args: argparse.Namespace) -> int:
         sandbox_image=args.sandbox_image or Settings.from_env().sandbox.image,
         sandbox_packages=tuple(extra),
         with_image=args.with_image,
+        server_image=args.server_image or f"assistd:{__version__}",
         tar=args.tar,
         force=args.force,
     )
