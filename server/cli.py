@@ -271,6 +271,9 @@ def _sandbox_build(args: argparse.Namespace) -> int:
     except packages.PackageSpecError as exc:
         print(f"assistd: {exc}", file=sys.stderr)
         return 2
+    if args.base and not extra:
+        print("assistd: --base adds packages: name them with --packages", file=sys.stderr)
+        return 2
     built = image.build(tag, if_missing=args.if_missing, extra=extra, base=args.base)
     import docker
 

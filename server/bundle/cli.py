@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from server import __version__
-from server.bundle.create import DEFAULT_TORCH, Options
-from server.bundle.wheels import TORCH_CPU_INDEX, Target
+from server.bundle.wheels import DEFAULT_TORCH, TORCH_CPU_INDEX, Target
 
 
 def add_parser(sub: Any) -> None:
@@ -69,7 +68,7 @@ def add_parser(sub: Any) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     from sandbox import packages
-    from server.bundle.create import create
+    from server.bundle.create import Options, create
     from server.bundle.wheels import WheelError
     from server.config import Settings
 

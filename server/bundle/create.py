@@ -26,11 +26,18 @@ import docker
 
 from server import __version__
 from server.bundle import manifest, server_image
-from server.bundle.wheels import TORCH_CPU_INDEX, Target, assistd_wheel, pins, resolve, torch_wheel
+from server.bundle.wheels import (
+    DEFAULT_TORCH,
+    TORCH_CPU_INDEX,
+    Target,
+    assistd_wheel,
+    pins,
+    resolve,
+    torch_wheel,
+)
 
 log = logging.getLogger("assistd.bundle")
 HERE = Path(__file__).parent
-DEFAULT_TORCH = "torch==2.13.0"  # the release scripts/setup installs and CI tests with
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ cat >"$PREFIX/bin/assistd" <<EOF
 # assistd with this install's settings ($PREFIX/bundle.env, then $PREFIX/assistd.env).
 set -a
 . "$PREFIX/bundle.env"
-. "$PREFIX/assistd.env"
+[ ! -f "$PREFIX/assistd.env" ] || . "$PREFIX/assistd.env"
 set +a
 exec "$VENV/bin/assistd" "\$@"
 EOF

@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 SOURCE = Path(__file__).resolve().parents[2]  # the checkout holding pyproject.toml
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+DEFAULT_TORCH = "torch==2.13.0"  # the release scripts/setup installs and CI tests with
 
 
 class WheelError(RuntimeError):
