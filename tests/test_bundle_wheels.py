@@ -20,6 +20,8 @@ def test_this_interpreter_needs_no_target_options_and_a_foreign_one_only_wheels(
     assert args[:3] == ["--only-binary=:all:", "--python-version", "3.13"]
     assert args[5:7] == ["--abi", "cp313"] and "abi3" in args and "none" in args
     assert args.count("--platform") == 2
+    debian = Target("3.11.2")  # a micro version of its own: Requires-Python may differ
+    assert debian.minor == "3.11" and debian.pip_args()[5:7] == ["--abi", "cp311"]
 
 
 def touch(folder: Path, *names: str) -> None:

@@ -87,6 +87,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 def test_the_bundle_holds_what_install_needs(bundle: tuple[Path, str]) -> None:
     out, tag = bundle
     info = json.loads((out / "bundle.json").read_text())
+    assert info["python"] == "3.11" and info["python_resolved_for"] == "{}.{}.{}".format(
+        *sys.version_info[:3]
+    )
     assert info["sandbox_image"] == tag
     assert any(p.startswith("scikit-learn==") for p in info["sandbox_packages"])
     assert "+cpu" in info["torch"]
@@ -227,4 +230,25 @@ def test_install_refuses_a_changed_bundle_before_touching_anything(tmp_path: Pat
     assert "files not in SHA256SUMS (remove them or copy the bundle again): stray.txt" in (
         refused.stderr
     )
+    assert not prefix.exists()
+
+
+def test_install_stops_on_a_python_older_than_the_bundle_was_resolved_for(
+    tmp_path: Path,
+) -> None:
+    """Requires-Python can exclude older micro versions (soupsieve: >=3.11.5, so a bundle
+    made on 3.11.7 fails on Debian 12's 3.11.2): install.sh says so before pip starts."""
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "install.sh").write_bytes((REPO / "server/bundle/install.sh").read_bytes())
+    here = "{}.{}".format(*sys.version_info[:2])
+    info = {"python": here, "python_resolved_for": f"{here}.99", "assistd": "0.1.0"}
+    (out / "bundle.json").write_text(json.dumps(info))
+    manifest.write(out)
+    prefix = tmp_path / "prefix"
+    command = ["bash", str(out / "install.sh"), "--prefix", str(prefix), "--python", sys.executable]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"this bundle was resolved for Python {here}.99 or later" in result.stderr
+    assert "make the bundle with --python-version 3." in result.stderr
     assert not prefix.exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from server import __version__
-from server.bundle.wheels import DEFAULT_TORCH, TORCH_CPU_INDEX, Target
+from server.bundle.wheels import DEFAULT_TORCH, HOST_PYTHON, IMAGE_PYTHON, TORCH_CPU_INDEX, Target
 
 
 def add_parser(sub: Any) -> None:
@@ -22,7 +22,11 @@ def add_parser(sub: Any) -> None:
     )
     create.add_argument("out", type=Path, help="the bundle directory (new or empty)")
     create.add_argument(
-        "--python-version", default=None, help="target CPython X.Y (default: this one's)"
+        "--python-version",
+        default=None,
+        help="the offline machine's CPython, X.Y.Z as `python3 -V` prints it: packages may "
+        f"need a later micro version (default: this one's, {HOST_PYTHON}; with "
+        f"--with-image {IMAGE_PYTHON}, Debian 12's, which the image runs)",
     )
     create.add_argument(
         "--platform",
@@ -77,7 +81,9 @@ def _create(args: argparse.Namespace) -> int:
     except packages.PackageSpecError as exc:
         print(f"assistd: {exc}", file=sys.stderr)
         return 2
-    target = Target(args.python_version or Target().python_version, tuple(args.platform))
+    # The server image's Python is Debian 12's 3.11.2: resolve for it unless told.
+    default_python = IMAGE_PYTHON if args.with_image else HOST_PYTHON
+    target = Target(args.python_version or default_python, tuple(args.platform))
     opts = Options(
         out=args.out,
         target=target,

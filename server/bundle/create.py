@@ -28,8 +28,10 @@ from server import __version__
 from server.bundle import manifest, server_image
 from server.bundle.wheels import (
     DEFAULT_TORCH,
+    IMAGE_PYTHON,
     TORCH_CPU_INDEX,
     Target,
+    WheelError,
     assistd_wheel,
     pins,
     resolve,
@@ -60,6 +62,13 @@ class Options:
 def create(opts: Options) -> Path:
     """Write the bundle; returns OUT (or OUT.tar with `tar`)."""
     out = opts.out.resolve()
+    if opts.with_image and not _image_can_install(opts.target):
+        raise WheelError(
+            f"--with-image installs the wheels into Debian 12's Python {IMAGE_PYTHON}, but "
+            f"they are resolved for {opts.target.python_version} on "
+            f"{', '.join(opts.target.platforms) or 'this machine'}: leave --python-version "
+            "and --platform out, or make the image in a bundle of its own"
+        )
     _prepare(out, opts.force)
     wheels = out / "wheels"
     wheels.mkdir()
@@ -81,7 +90,8 @@ def create(opts: Options) -> Path:
     info: dict[str, object] = {
         "assistd": __version__,
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "python": opts.target.python_version,
+        "python": opts.target.minor,
+        "python_resolved_for": opts.target.python_version,
         "platforms": list(opts.target.platforms) or ["this machine's"],
         "extras": list(opts.extras),
         "torch": torch.name,
@@ -131,6 +141,12 @@ def create(opts: Options) -> Path:
     archive.with_name(archive.name + ".sha256").write_text(f"{digest}  {archive.name}\n")
     log.info("bundle: %s (%.0f MB), SHA-256 %s", archive, archive.stat().st_size / 1e6, digest)
     return archive
+
+
+def _image_can_install(target: Target) -> bool:
+    """Wheels resolved for `target` install on the image's Python 3.11.2 on this machine."""
+    version = tuple(int(part) for part in target.python_version.split("."))
+    return not target.platforms and target.minor == "3.11" and version <= (3, 11, 2)
 
 
 def _prepare(out: Path, force: bool) -> None:

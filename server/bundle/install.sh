@@ -66,10 +66,14 @@ unlisted=$(comm -13 <(sed 's/^[0-9a-f]*  //' SHA256SUMS | LC_ALL=C sort) \
 [ -z "$unlisted" ] || die "files not in SHA256SUMS (remove them or copy the bundle again): $(echo $unlisted)"
 
 # 2. The interpreter the wheels were resolved for.
-want=$("$PYTHON" -c 'import json; print(json.load(open("bundle.json"))["python"])') \
+read -r want floor < <("$PYTHON" -c 'import json; b = json.load(open("bundle.json")); print(b["python"], b.get("python_resolved_for") or b["python"])') \
   || die "$PYTHON does not run; pass --python with a CPython of the bundle's version"
-have=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-[ "$want" = "$have" ] || die "this bundle is for Python $want, $PYTHON is $have (pass --python, or make a bundle with --python-version $have)"
+read -r have full < <("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2], "%d.%d.%d" % sys.version_info[:3])')
+[ "$want" = "$have" ] || die "this bundle is for Python $want, $PYTHON is $have (pass --python, or make a bundle with --python-version $full)"
+# Requires-Python of some packages excludes micro versions older than the one the bundle
+# was resolved for (soupsieve: >=3.11.5), and pip would stop halfway through.
+"$PYTHON" -c 'import sys; sys.exit(tuple(sys.version_info[:3]) < tuple(map(int, sys.argv[1].split("."))))' "$floor" \
+  || die "this bundle was resolved for Python $floor or later, $PYTHON is $full: make the bundle with --python-version $full"
 version=$("$PYTHON" -c 'import json; print(json.load(open("bundle.json"))["assistd"])')
 
 # pip sees only this bundle: no config files, no PIP_* settings, no index.

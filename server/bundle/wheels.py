@@ -27,22 +27,32 @@ class WheelError(RuntimeError):
     """pip could not provide a wheel the bundle needs."""
 
 
+HOST_PYTHON = "{}.{}.{}".format(*sys.version_info[:3])
+# Debian 12's python3, the interpreter of the --with-image server image.
+IMAGE_PYTHON = "3.11.2"
+
+
 @dataclass(frozen=True)
 class Target:
-    """The interpreter the bundle installs into: this one unless told otherwise."""
+    """The interpreter the bundle installs into: this one unless told otherwise. Its
+    micro version matters: packages' Requires-Python exclude older ones (soupsieve needs
+    3.11.5, so a bundle resolved on 3.11.7 does not install on Debian 12's 3.11.2)."""
 
-    python_version: str = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python_version: str = HOST_PYTHON
     platforms: tuple[str, ...] = ()
 
     @property
     def is_host(self) -> bool:
-        host = f"{sys.version_info.major}.{sys.version_info.minor}"
-        return self.python_version == host and not self.platforms
+        return self.python_version == HOST_PYTHON and not self.platforms
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
 
     def pip_args(self) -> list[str]:
         if self.is_host:
             return []
-        abi = "cp" + self.python_version.replace(".", "")
+        abi = "cp" + self.minor.replace(".", "")
         args = ["--only-binary=:all:", "--python-version", self.python_version]
         args += ["--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none"]
         for tag in self.platforms:
