@@ -11,5 +11,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # instead): in the offline-bundle test's namespace, runs were seen trying to leave.
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "true")
+# ONNX Runtime (the search query encoder) sends usage telemetry to Microsoft's
+# mobile.events.data.microsoft.com: seen as DNS lookups from the offline test's namespace.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
