@@ -7,8 +7,8 @@ __version__ = "0.1.0"
 # Zero egress unless configured: set before anything can import litellm, the HF hub or
 # Chroma (litellm otherwise fetches its model cost map from the internet on import).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-# Every other catalog, check or tokenizer litellm would fetch on its own (its bundled copy
-# instead): in the offline-bundle test's namespace, runs were seen trying to leave.
+# Every other catalog, check or tokenizer litellm would fetch on its own: its bundled
+# copies instead (litellm's documented switches).
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "true")
 # ONNX Runtime (the search query encoder) sends usage telemetry to Microsoft's
