@@ -22,6 +22,7 @@ from typing import Final
 import jiter
 from sqlmodel import Session, col, select
 
+from sandbox import packages as sandbox_packages
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager, SandboxUnavailable
 from server.crud import files as file_crud
 from server.db import Database
@@ -38,13 +39,15 @@ MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def chat_tool(input_files: list[str]) -> ChatTool:
-    """code_interpreter as a function the chat model can call."""
+def chat_tool(input_files: list[str], packages: list[str] | None = None) -> ChatTool:
+    """code_interpreter as a function the chat model can call; `packages` is what the
+    sandbox image records (None: an image from before images recorded theirs)."""
     description = (
         "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
         f"persist between calls. Work in {WORK_DIR}: files saved there are returned to the "
-        f"user; link them as sandbox:{WORK_DIR}/<name>. numpy, pandas, matplotlib and scipy "
-        "are installed; figures are shown to the user automatically."
+        f"user; link them as sandbox:{WORK_DIR}/<name>. Python packages installed: "
+        f"{sandbox_packages.describe(packages)} (nothing else can be installed); figures "
+        "are shown to the user automatically."
     )
     if input_files:
         description += " Files available: " + ", ".join(input_files) + "."
@@ -247,11 +250,17 @@ class CodeInterpreter(ServerTool):
     name = TOOL_NAME
 
     def __init__(
-        self, sandbox: SandboxManager | None, blobs: BlobStore, problem: str | None = None
+        self,
+        sandbox: SandboxManager | None,
+        blobs: BlobStore,
+        problem: str | None = None,
+        packages: list[str] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.blobs = blobs
         self._problem = problem or (None if sandbox else "the sandbox is turned off")
+        # The image's recorded packages (read at start-up), named in the tool's description.
+        self.packages = packages
 
     def problem(self) -> str | None:
         return self._problem
@@ -259,7 +268,7 @@ class CodeInterpreter(ServerTool):
     def use(self, run: Run, db: Database) -> ToolUse:
         if self.sandbox is None:
             raise RuntimeError(f"code_interpreter is unavailable: {self._problem}")
-        return CodeInterpreterUse(self.sandbox, self.blobs, run, db)
+        return CodeInterpreterUse(self.sandbox, self.blobs, run, db, self.packages)
 
     def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
         if call["type"] != TOOL_NAME:
@@ -269,11 +278,19 @@ class CodeInterpreter(ServerTool):
 
 
 class CodeInterpreterUse(ToolUse):
-    def __init__(self, sandbox: SandboxManager, blobs: BlobStore, run: Run, db: Database) -> None:
+    def __init__(
+        self,
+        sandbox: SandboxManager,
+        blobs: BlobStore,
+        run: Run,
+        db: Database,
+        packages: list[str] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.blobs = blobs
         self.run = run
         self.db = db
+        self.packages = packages
         self.inputs: list[InputFile] = []  # this turn's input files
         self.outputs = RunOutputs()  # kept across the run's turns
         self.sent: dict[str, str] = {}  # call id -> input already streamed
@@ -281,7 +298,7 @@ class CodeInterpreterUse(ToolUse):
 
     async def offer(self) -> ChatTool:
         self.inputs = await self.db.run(input_files, self.run)
-        return chat_tool([f.name for f in self.inputs])
+        return chat_tool([f.name for f in self.inputs], self.packages)
 
     def begin(self, call: ToolCall) -> ToolCallDelta:
         return CodeInterpreterToolCallDelta(
