@@ -191,7 +191,8 @@ def build_layer(
     output = client.containers.run(
         base, ["python3", "-c", _LIST_DISTS], network_mode="none", remove=True
     )
-    have = {canonicalize_name(k): v for k, v in json.loads(output).items()}
+    listed: dict[str, str] = json.loads(output)
+    have: dict[str, str] = {canonicalize_name(k): v for k, v in listed.items()}
     constraints = work / "base-constraints.txt"
     constraints.write_text(packages.record_text(have))
     wheels = work / "wheels"
@@ -207,7 +208,7 @@ def build_layer(
             "install", "-q", "--no-index", "--no-deps", "--target", str(site), "--no-compile",
             *_target_args(), *map(str, new),
         )  # fmt: skip
-    dists = {**have, **installed(site)} if site.exists() else have
+    dists: dict[str, str] = {**have, **installed(site)} if site.exists() else have
     record = work / "layer" / packages.RECORD_PATH
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(packages.record_text(dists))
