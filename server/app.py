@@ -12,6 +12,8 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
+from sandbox import image as sandbox_image
+from sandbox import packages as sandbox_packages
 from sandbox.sessions import SandboxManager
 from server import __version__, openapi, slow_work, url_policy
 from server.api_keys import KeyCache
@@ -48,21 +50,30 @@ log = logging.getLogger("assistd")
 
 async def start_sandbox(
     settings: Settings, engine: Engine
-) -> tuple[SandboxManager | None, str | None]:
-    """The code-interpreter sandbox if Docker and the image are there; else why not.
-    Said once at start-up; runs asking for code_interpreter then fail with the reason.
-    Its upkeep ends the sessions of deleted threads and of projects without a usable key."""
+) -> tuple[SandboxManager | None, str | None, list[str] | None]:
+    """The code-interpreter sandbox if Docker and the image are there, else why not, and
+    the Python packages the image records (None for an image that records none). Said
+    once at start-up; runs asking for code_interpreter then fail with the reason. Its
+    upkeep ends the sessions of deleted threads and of projects without a usable key."""
     if not settings.sandbox_enabled:
         log.info("code_interpreter: off (ASSISTD_SANDBOX=off)")
-        return None, "turned off (ASSISTD_SANDBOX=off)"
+        return None, "turned off (ASSISTD_SANDBOX=off)", None
     manager = SandboxManager(settings.sandbox)
     usable, detail = await asyncio.to_thread(manager.status)
     if not usable:
         log.warning("code_interpreter: unavailable: %s", detail)
-        return None, detail
-    log.info("code_interpreter: ready (%s)", detail)
+        return None, detail, None
+    recorded = await asyncio.to_thread(
+        sandbox_image.recorded_packages, manager.client, settings.sandbox.image
+    )
+    log.info(
+        "code_interpreter: ready (%s); Python packages: %s%s",
+        detail,
+        sandbox_packages.describe(recorded),
+        "" if recorded is not None else " (the image records none; the defaults assumed)",
+    )
     manager.start(gone=functools.partial(code_interpreter.ended_keys, engine, settings))
-    return manager, None
+    return manager, None, recorded
 
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
@@ -83,11 +94,16 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.blobs = blobs = BlobStore(settings.files_dir)
         await asyncio.to_thread(blobs.sweep)  # temp files of killed uploads
         app.state.bus = bus = EventBus()
-        sandbox, problem = await start_sandbox(settings, engine)
+        sandbox, problem, recorded = await start_sandbox(settings, engine)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
         app.state.search = search = SearchService(settings)
         tools = server_tools(
-            settings, sandbox=sandbox, sandbox_problem=problem, blobs=blobs, search=search
+            settings,
+            sandbox=sandbox,
+            sandbox_problem=problem,
+            sandbox_packages=recorded,
+            blobs=blobs,
+            search=search,
         )
         owner = worker_name()
         # Metrics, traces, usage and the inspector's model-call log observe runs here.

@@ -1,4 +1,4 @@
-"""`assistd` command line: serve, worker, migrate, keys, sandbox and doctor."""
+"""`assistd` command line: serve, worker, migrate, keys, sandbox, bundle and doctor."""
 
 from __future__ import annotations
 
@@ -248,9 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
     build = sandbox_sub.add_parser("build", help="build the image without a registry")
     build.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
     build.add_argument("--tag", default=None, help="image tag (default ASSISTD_SANDBOX_IMAGE)")
+    build.add_argument(
+        "--packages",
+        default=None,
+        help="extra Python packages, comma-separated (scikit-learn,sympy); more come from "
+        "the requirements file named by ASSISTD_SANDBOX_PACKAGES_FILE",
+    )
+    build.add_argument(
+        "--base", default=None, help="add the packages as a layer over this existing image"
+    )
     build.set_defaults(func=_sandbox_build)
     status = sandbox_sub.add_parser("status", help="can code_interpreter run here?")
     status.set_defaults(func=_sandbox_status)
+    from server.bundle.cli import add_parser as add_bundle_parser
+
+    add_bundle_parser(sub)
     return parser
 
 
@@ -274,11 +286,23 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _sandbox_build(args: argparse.Namespace) -> int:
-    from sandbox import image
+    from sandbox import image, packages
 
     tag = args.tag or Settings.from_env().sandbox.image
-    built = image.build(tag, if_missing=args.if_missing)
-    print(f"assistd: sandbox image {tag} {'built' if built else 'already present'}")
+    try:
+        extra = packages.requested(args.packages)
+    except packages.PackageSpecError as exc:
+        print(f"assistd: {exc}", file=sys.stderr)
+        return 2
+    if args.base and not extra:
+        print("assistd: --base adds packages: name them with --packages", file=sys.stderr)
+        return 2
+    built = image.build(tag, if_missing=args.if_missing, extra=extra, base=args.base)
+    import docker
+
+    recorded = image.recorded_packages(docker.from_env(), tag)
+    state = "built" if built else "already present"
+    print(f"assistd: sandbox image {tag} {state}; Python packages: {packages.describe(recorded)}")
     return 0
 
 

@@ -6,6 +6,7 @@ Every response the SDK clients receive is checked against the OpenAPI spec subse
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,17 @@ API_KEYS = f"{KEY_ALPHA}:alpha,{KEY_BETA}:beta"
 def make_client(base_url: str, api_key: str) -> OpenAI:
     http = httpx.Client(event_hooks={"response": [contract_hook]}, timeout=30)
     return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, http_client=http)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `manual` (a full offline bundle from nothing: many minutes) run only
+    with ASSISTD_TEST_MANUAL=1, as scripts/test-offline sets; otherwise deselected."""
+    if os.environ.get("ASSISTD_TEST_MANUAL"):
+        return
+    manual = [item for item in items if item.get_closest_marker("manual")]
+    if manual:
+        config.hook.pytest_deselected(items=manual)
+        items[:] = [item for item in items if not item.get_closest_marker("manual")]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -23,6 +23,7 @@ import jiter
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from sandbox import packages as sandbox_packages
 from sandbox.config import Input, fmt_bytes
 from sandbox.limits import fetch_failed, plan_outputs
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager, SandboxUnavailable
@@ -42,13 +43,19 @@ TOOL_NAME: Final = "code_interpreter"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def chat_tool(inputs: list[InputFile], sandbox: SandboxManager | None = None) -> ChatTool:
-    """code_interpreter as a function the chat model can call."""
+def chat_tool(
+    inputs: list[InputFile],
+    sandbox: SandboxManager | None = None,
+    packages: list[str] | None = None,
+) -> ChatTool:
+    """code_interpreter as a function the chat model can call; `packages` is what the
+    sandbox image records (None: an image from before images recorded theirs)."""
     description = (
         "Execute Python code in a stateful Jupyter-like sandbox (no internet). Variables "
         f"persist between calls. Work in {WORK_DIR}: files saved there are returned to the "
-        f"user; link them as sandbox:{WORK_DIR}/<name>. numpy, pandas, matplotlib and scipy "
-        "are installed; figures are shown to the user automatically."
+        f"user; link them as sandbox:{WORK_DIR}/<name>. Python packages installed: "
+        f"{sandbox_packages.describe(packages)} (nothing else can be installed); figures "
+        "are shown to the user automatically."
     )
     limit = sandbox.config.max_input_bytes if sandbox is not None else None
     usable = [f.name for f in inputs if limit is None or f.size <= limit]
@@ -285,11 +292,17 @@ class CodeInterpreter(ServerTool):
     name = TOOL_NAME
 
     def __init__(
-        self, sandbox: SandboxManager | None, blobs: BlobStore, problem: str | None = None
+        self,
+        sandbox: SandboxManager | None,
+        blobs: BlobStore,
+        problem: str | None = None,
+        packages: list[str] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.blobs = blobs
         self._problem = problem or (None if sandbox else "the sandbox is turned off")
+        # The image's recorded packages (read at start-up), named in the tool's description.
+        self.packages = packages
 
     def problem(self) -> str | None:
         return self._problem
@@ -297,7 +310,7 @@ class CodeInterpreter(ServerTool):
     def use(self, run: Run, db: Database) -> ToolUse:
         if self.sandbox is None:
             raise RuntimeError(f"code_interpreter is unavailable: {self._problem}")
-        return CodeInterpreterUse(self.sandbox, self.blobs, run, db)
+        return CodeInterpreterUse(self.sandbox, self.blobs, run, db, self.packages)
 
     def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
         if call["type"] != TOOL_NAME:
@@ -307,11 +320,19 @@ class CodeInterpreter(ServerTool):
 
 
 class CodeInterpreterUse(ToolUse):
-    def __init__(self, sandbox: SandboxManager, blobs: BlobStore, run: Run, db: Database) -> None:
+    def __init__(
+        self,
+        sandbox: SandboxManager,
+        blobs: BlobStore,
+        run: Run,
+        db: Database,
+        packages: list[str] | None = None,
+    ) -> None:
         self.sandbox = sandbox
         self.blobs = blobs
         self.run = run
         self.db = db
+        self.packages = packages
         self.inputs: list[InputFile] = []  # this turn's input files
         self.outputs = RunOutputs()  # kept across the run's turns
         self.sent: dict[str, str] = {}  # call id -> input already streamed
@@ -319,7 +340,7 @@ class CodeInterpreterUse(ToolUse):
 
     async def offer(self) -> ChatTool:
         self.inputs = await self.db.run(input_files, self.run)
-        return chat_tool(self.inputs, self.sandbox)
+        return chat_tool(self.inputs, self.sandbox, self.packages)
 
     def begin(self, call: ToolCall) -> ToolCallDelta:
         return CodeInterpreterToolCallDelta(

@@ -20,12 +20,13 @@ def server_tools(
     *,
     sandbox: SandboxManager | None,
     sandbox_problem: str | None,
+    sandbox_packages: list[str] | None,
     blobs: BlobStore,
     search: SearchService,
 ) -> dict[str, ServerTool]:
     """Every server-side tool, by name, in the order the model is offered them."""
     tools: list[ServerTool] = [
-        CodeInterpreter(sandbox, blobs, sandbox_problem),
+        CodeInterpreter(sandbox, blobs, sandbox_problem, sandbox_packages),
         FileSearch(search, settings.ingest_wait_seconds),
     ]
     return {tool.name: tool for tool in tools}
