@@ -63,7 +63,7 @@ from bench.corpus import ensure  # noqa: E402
 from bench.evalset import Question, attach_spans, load  # noqa: E402
 from retrieval import chunk_document, get_embedder, normalize_strategy, parse_file  # noqa: E402
 from retrieval.chunking import Chunk  # noqa: E402
-from retrieval.embedding import Embedder  # noqa: E402
+from retrieval.embedding import Embedder, canonical_name  # noqa: E402
 from retrieval.parsing import ParsedDocument  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
@@ -173,9 +173,18 @@ def run_assistd(corpus: Corpus, embedder: Embedder, strategy: dict[str, Any] | N
     from server.config import Settings
     from server.tools.search_service import IngestJob, SearchService
 
+    class CachedSearchService(SearchService):
+        """The server's service with this run's embedder, whose vectors are cached by text
+        (a service builds its own embedders from Settings, which would embed anew)."""
+
+        def embedder(self, name: str) -> Embedder:
+            if canonical_name(name) != embedder.name:
+                sys.exit(f"the evaluation embeds with {embedder.name}, not {name}")
+            return embedder
+
     out = Outcome()
     with tempfile.TemporaryDirectory(prefix="assistd-quality-") as tmp:
-        service = SearchService(Settings(data_dir=Path(tmp), database_url="sqlite://"))
+        service = CachedSearchService(Settings(data_dir=Path(tmp), database_url="sqlite://"))
         store = f"vs_{corpus.name}"
         model = service.settings.embedding_model
         t0 = time.perf_counter()
