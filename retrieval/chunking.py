@@ -2,10 +2,16 @@
 
 The whole document is tokenized once (a fast tokenizer with offsets), and every chunk is a
 run of those tokens, so `chunk.text == doc.text[chunk.start:chunk.end]` always holds and a
-300-page PDF costs one tokenizer pass. Three strategies:
+300-page PDF costs one tokenizer pass. Four strategies:
 
-* ``static`` (OpenAI's, and what ``auto`` means): fixed windows of ``max_chunk_size_tokens``
-  advancing by ``max - chunk_overlap_tokens``.
+* ``static`` (OpenAI's): fixed windows of ``max_chunk_size_tokens`` advancing by
+  ``max - chunk_overlap_tokens``, exactly as asked.
+* ``auto`` (the default): static chunks of ``DEFAULT_MAX_TOKENS``/``DEFAULT_OVERLAP`` (500/50)
+  that are embedded small-to-big: each chunk is embedded as windows of
+  ``AUTO_WINDOW_TOKENS``/``AUTO_WINDOW_OVERLAP`` (200/50, inside MiniLM's 256-token window)
+  and scores as its best window, so a search matches on a small, focused span and returns
+  the chunk around it (``embedding_windows``). The API reports it in static form
+  (``reported_strategy``); docs/retrieval.md has the evaluation behind the numbers.
 * ``markdown`` (ours): cut at headings and blank lines first, then pack whole blocks up to
   the size; a heading starts a new chunk once the current one is a quarter full.
 * ``code`` (ours): the same packing, cut at top-level definitions and blank lines.
@@ -23,17 +29,25 @@ from typing import Any, Protocol
 from retrieval.parsing import ParsedDocument
 
 __all__ = [
+    "AUTO_WINDOW_OVERLAP",
+    "AUTO_WINDOW_TOKENS",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_OVERLAP",
     "Chunk",
     "InvalidChunkingStrategy",
     "Tokenizer",
     "chunk_document",
+    "embedding_windows",
     "normalize_strategy",
+    "reported_strategy",
 ]
 
-DEFAULT_MAX_TOKENS = 800
-DEFAULT_OVERLAP = 400
+# `auto`: chunks of 500 tokens (50 shared with the next), embedded in 200-token windows that
+# advance by 150. Chosen on the dev half of bench/data/doc_eval (docs/retrieval.md).
+DEFAULT_MAX_TOKENS = 500
+DEFAULT_OVERLAP = 50
+AUTO_WINDOW_TOKENS = 200
+AUTO_WINDOW_OVERLAP = 50
 MIN_MAX_TOKENS = 100
 MAX_MAX_TOKENS = 4096
 STRATEGY_TYPES = ("static", "markdown", "code")
@@ -66,10 +80,10 @@ class Chunk:
 
 
 def normalize_strategy(raw: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate a request's `chunking_strategy` and return its explicit form.
+    """Validate a request's `chunking_strategy` and return the form to store.
 
-    `None` and `{"type": "auto"}` become OpenAI's auto values in static form, which is what
-    the hosted API reports on a vector store file.
+    `None` and `{"type": "auto"}` become `{"type": "auto"}`: the server's defaults, applied at
+    ingestion and shown in static form by `reported_strategy`; the others are explicit.
     """
     if raw is None:
         raw = {"type": "auto"}
@@ -80,7 +94,7 @@ def normalize_strategy(raw: dict[str, Any] | None) -> dict[str, Any]:
     kind = raw.get("type")
     if kind == "auto":
         _reject_extra(raw, {"type"}, "chunking_strategy")
-        return _static_form("static", DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP)
+        return {"type": "auto"}
     if kind not in STRATEGY_TYPES:
         raise InvalidChunkingStrategy(
             f"Invalid 'chunking_strategy.type': expected one of 'auto', 'static', 'markdown', "
@@ -118,6 +132,23 @@ def normalize_strategy(raw: dict[str, Any] | None) -> dict[str, Any]:
     return _static_form(kind, size, overlap)
 
 
+def reported_strategy(strategy: dict[str, Any]) -> dict[str, Any]:
+    """A stored strategy as the API shows it: `auto` as the static chunking it performs (as
+    the hosted API reports its auto values), the others as stored."""
+    if strategy.get("type") == "auto":
+        return _static_form("static", DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP)
+    return strategy
+
+
+def embedding_windows(strategy: dict[str, Any] | None) -> tuple[int, int] | None:
+    """(tokens, overlap) of the windows a strategy's chunks are embedded in: `auto`'s small
+    windows, or None for the model's whole window (254 tokens for MiniLM, 32 overlap), which
+    is what explicit strategies have always used."""
+    if strategy is None or strategy.get("type") == "auto":
+        return AUTO_WINDOW_TOKENS, AUTO_WINDOW_OVERLAP
+    return None
+
+
 def _static_form(kind: str, size: int, overlap: int) -> dict[str, Any]:
     return {"type": kind, kind: {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
 
@@ -151,12 +182,15 @@ def chunk_document(
     """Chunk `doc` by a strategy from `normalize_strategy` (raw input is normalised first)."""
     strategy = normalize_strategy(strategy)
     kind = strategy["type"]
-    size = strategy[kind]["max_chunk_size_tokens"]
-    overlap = strategy[kind]["chunk_overlap_tokens"]
+    if kind == "auto":
+        size, overlap = DEFAULT_MAX_TOKENS, DEFAULT_OVERLAP
+    else:
+        size = strategy[kind]["max_chunk_size_tokens"]
+        overlap = strategy[kind]["chunk_overlap_tokens"]
     offsets = tokenizer.token_offsets(doc.text)
     if not offsets:
         return []
-    if kind == "static":
+    if kind in ("static", "auto"):
         spans = _windows(0, len(offsets), size, overlap)
     else:
         cuts = _markdown_cuts(doc.text) if kind == "markdown" else _code_cuts(doc.text)

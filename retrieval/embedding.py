@@ -99,13 +99,17 @@ class Embedder(ABC):
         """Token counts of many texts (subclasses batch this in the tokenizer)."""
         return [self.count_tokens(text) for text in texts]
 
-    def windows(self, text: str) -> list[str]:
-        """`text` as consecutive slices of at most `max_tokens` tokens (overlapping a little)."""
+    def windows(
+        self, text: str, limit: int | None = None, overlap: int = WINDOW_OVERLAP_TOKENS
+    ) -> list[str]:
+        """`text` as consecutive slices of at most `limit` tokens (default: the model's
+        window), each sharing `overlap` tokens with the next."""
         offsets = self.token_offsets(text)
-        limit = self.max_tokens
+        limit = min(limit or self.max_tokens, self.max_tokens)
         if len(offsets) <= limit:
             return [text]
-        step = limit - WINDOW_OVERLAP_TOKENS
+        overlap = min(overlap, limit // 2)
+        step = limit - overlap
         out = []
         start = 0
         while True:
@@ -118,23 +122,31 @@ class Embedder(ABC):
             out.append(piece)
             if end >= len(offsets):
                 return out
-            start = max(start + 1, min(start + step, end - WINDOW_OVERLAP_TOKENS))
+            start = max(start + 1, min(start + step, end - overlap))
 
     def encode(
-        self, texts: list[str], token_counts: list[int] | None = None
+        self,
+        texts: list[str],
+        token_counts: list[int] | None = None,
+        window: tuple[int, int] | None = None,
     ) -> list[list[list[float]]]:
         """For each text, one unit vector per window; nothing is truncated.
 
-        Most chunks fit one window and only long ones are split. The chunker already
-        counted every chunk's tokens: pass them as `token_counts`, since tokenizing again
-        costs as much as the forward pass on a GPU (otherwise one batched call counts).
+        `window` = (tokens, overlap) embeds in windows smaller than the model's (the `auto`
+        strategy's small-to-big, `retrieval.chunking.embedding_windows`); None uses the
+        model's whole window. Most chunks fit one window and only long ones are split. The
+        chunker already counted every chunk's tokens: pass them as `token_counts`, since
+        tokenizing again costs as much as the forward pass on a GPU (otherwise one batched
+        call counts).
         """
         counts = token_counts if token_counts is not None else self.count_tokens_batch(texts)
+        limit, overlap = window if window else (self.max_tokens, WINDOW_OVERLAP_TOKENS)
+        limit = min(limit, self.max_tokens)
         per_text = [
-            [text] if n <= self.max_tokens else self.windows(text)
+            [text] if n <= limit else self.windows(text, limit, overlap)
             for text, n in zip(texts, counts, strict=True)
         ]
-        flat = [window for windows in per_text for window in windows]
+        flat = [piece for pieces in per_text for piece in pieces]
         vectors = self._embed(flat) if flat else np.zeros((0, 0), dtype=np.float32)
         out: list[list[list[float]]] = []
         pos = 0

@@ -2,9 +2,11 @@
 
 Both signals are 0..1 for every (query, candidate) pair: cosine similarity clipped to
 0..1, and BM25 normalised per query (retrieval.keyword). The hybrid score is their
-convex combination, ``0.7 * vector + 0.3 * keyword`` (the weights are fixed, not fitted
-to our evaluation set); with several queries each signal and the score are the best
-over the queries. The "vector" and "keyword" rankers rank by one signal alone.
+convex combination, ``0.8 * vector + 0.2 * keyword``, or ``0.6 * vector + 0.4 * keyword``
+for a query that names an exact identifier (``ERR-7731``, ``pg_dump``), which only the
+keyword side can match (`query_weights`); the weights were chosen on the dev half of
+bench/data/doc_eval (docs/retrieval.md). With several queries each signal and the score
+are the best over the queries. The "vector" and "keyword" rankers rank by one signal alone.
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HYBRID_RANKERS", "RANKERS", "SINGLE_RANKERS", "VECTOR_WEIGHT", "Fused", "fuse"]
+from retrieval.keyword import names_identifier
 
-VECTOR_WEIGHT = 0.7
+__all__ = [
+    "HYBRID_RANKERS",
+    "IDENTIFIER_VECTOR_WEIGHT",
+    "RANKERS",
+    "SINGLE_RANKERS",
+    "VECTOR_WEIGHT",
+    "Fused",
+    "fuse",
+    "query_weights",
+]
+
+VECTOR_WEIGHT = 0.8
+IDENTIFIER_VECTOR_WEIGHT = 0.6  # queries naming an exact code (keyword.names_identifier)
 HYBRID_RANKERS = ("auto", "none", "default-2024-11-15", "default_2024_08_21", "default-2024-08-21")
 SINGLE_RANKERS = ("vector", "keyword")
 RANKERS = HYBRID_RANKERS + SINGLE_RANKERS
@@ -31,13 +45,27 @@ class Fused:
     score: list[float]
 
 
-def fuse(vector: np.ndarray, keyword: np.ndarray, ranker: str) -> Fused:
-    """`vector` and `keyword`: (queries, candidates) score matrices, 0..1."""
+def query_weights(queries: list[str]) -> np.ndarray:
+    """Each query's vector weight (its keyword weight is 1 minus it), shape (queries,)."""
+    return np.asarray(
+        [IDENTIFIER_VECTOR_WEIGHT if names_identifier(q) else VECTOR_WEIGHT for q in queries],
+        dtype=np.float32,
+    )
+
+
+def fuse(
+    vector: np.ndarray, keyword: np.ndarray, ranker: str, weights: np.ndarray | None = None
+) -> Fused:
+    """`vector` and `keyword`: (queries, candidates) score matrices, 0..1; `weights`: each
+    query's vector weight (`query_weights`), VECTOR_WEIGHT for all when None."""
     best_vector = vector.max(axis=0).tolist()
     best_keyword = keyword.max(axis=0).tolist()
     if ranker == "vector":
         return Fused(best_vector, best_keyword, best_vector)
     if ranker == "keyword":
         return Fused(best_vector, best_keyword, best_keyword)
-    fused = VECTOR_WEIGHT * vector + (1 - VECTOR_WEIGHT) * keyword
+    if weights is None:
+        weights = np.full(len(vector), VECTOR_WEIGHT, dtype=np.float32)
+    w = weights[:, None]  # (queries, 1)
+    fused = w * vector + (1 - w) * keyword
     return Fused(best_vector, best_keyword, fused.max(axis=0).tolist())

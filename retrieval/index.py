@@ -15,7 +15,8 @@ Chroma server stay consistent.
 
 Scores. ``vector_score`` is the cosine similarity of the query and the chunk's best window,
 clipped to 0..1. ``keyword_score`` is BM25 normalised per query (see retrieval.keyword).
-``score`` fuses them (retrieval.fusion). Both scores are computed for every candidate,
+``score`` fuses them (retrieval.fusion: ``0.8 * vector + 0.2 * keyword``, ``0.6``/``0.4`` for
+a query that names an exact identifier). Both scores are computed for every candidate,
 including those only one side retrieved, so ``score_threshold`` compares like with like.
 """
 
@@ -45,7 +46,7 @@ from retrieval.filters import (
     to_chroma_where,
     validate_filters,
 )
-from retrieval.fusion import RANKERS, VECTOR_WEIGHT
+from retrieval.fusion import IDENTIFIER_VECTOR_WEIGHT, RANKERS, VECTOR_WEIGHT, query_weights
 from retrieval.keyword import KeywordIndex, keyword_tokens
 from retrieval.records import (
     Candidate,
@@ -58,6 +59,7 @@ from retrieval.records import (
 from retrieval.store_search import StoreSearch
 
 __all__ = [
+    "IDENTIFIER_VECTOR_WEIGHT",
     "VECTOR_WEIGHT",
     "Candidate",
     "ChunkIndex",
@@ -277,6 +279,7 @@ class ChunkIndex:
             return SearchTrace(queries=[], candidates=[], results=[])
         query_vectors = np.stack([embedder.encode_query(q) for q in queries]).astype(np.float32)
         query_tokens = [keyword_tokens(q) for q in queries]
+        weights = query_weights(queries)
         where = to_chroma_where(filters)
         predicate = filter_predicate(filters) if filters else None
         per_store: list[StoreSearch] = []
@@ -292,7 +295,14 @@ class ChunkIndex:
                 )
             snapshot = self._snapshot(store_id, collection)
             search = StoreSearch(
-                store_id, collection, snapshot, query_vectors, query_tokens, where, predicate
+                store_id,
+                collection,
+                snapshot,
+                query_vectors,
+                query_tokens,
+                weights,
+                where,
+                predicate,
             )
             search.run(candidates_per_query, ranker)
             per_store.append(search)

@@ -25,7 +25,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 from retrieval.records import ChunkFacts, attributes_of, key_of_meta
 
-__all__ = ["KeywordIndex", "keyword_tokens"]
+__all__ = ["KeywordIndex", "keyword_tokens", "names_identifier"]
 
 _WORD = re.compile(r"\w+(?:[-./:]\w+)*")
 _SEPARATORS = re.compile(r"[-_./:]+")
@@ -53,6 +53,26 @@ def keyword_tokens(text: str) -> list[str]:
         words.extend(p for p in parts if p and p not in _STOPWORDS and (len(p) > 1 or p.isdigit()))
     stems: list[str] = _stemmer().stemWords(words)
     return stems + wholes
+
+
+_JOINED = re.compile(r"[A-Za-z\d][_.:][A-Za-z\d]")
+_DIGIT = re.compile(r"\d")
+_ALPHA = re.compile(r"[A-Za-z]")
+_CAPITAL = re.compile(r"[A-Z]")
+
+
+def names_identifier(query: str) -> bool:
+    """Does the query name something exact that only keywords can match: a word joined by
+    ``_ . :`` (pg_dump, postgresql.conf), one of letters and digits (md5, float8), or a
+    hyphenated code with digits and capitals (ERR-7731, CVE-2031-4471)? "read-only" and
+    "32-bit" are ordinary words."""
+    for word in _WORD.findall(query):
+        digit, alpha = _DIGIT.search(word), _ALPHA.search(word)
+        if _JOINED.search(word):
+            return True
+        if digit and alpha and ("-" not in word or _CAPITAL.search(word)):
+            return True
+    return False
 
 
 @dataclass

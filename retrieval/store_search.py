@@ -34,6 +34,7 @@ class StoreSearch:
         snapshot: KeywordIndex,
         query_vectors: np.ndarray,
         query_tokens: list[list[str]],
+        weights: np.ndarray,
         where: dict[str, Any] | None,
         predicate: Callable[[dict[str, Any]], bool] | None,
     ) -> None:
@@ -42,6 +43,7 @@ class StoreSearch:
         self.snapshot = snapshot
         self.query_vectors = query_vectors
         self.query_tokens = query_tokens
+        self.weights = weights  # (queries,): each query's vector weight (fusion.query_weights)
         self.where = where
         self.predicate = predicate
         self.candidates: list[Candidate] = []
@@ -71,7 +73,7 @@ class StoreSearch:
         positions = np.asarray([snap.position.get(k, -1) for k in keys])
         keyword = np.stack([np.where(positions >= 0, s[positions], 0.0) for s in keyword_all])
         vector = np.clip(np.nan_to_num(np.stack([similarity[k] for k in keys], axis=1)), 0.0, 1.0)
-        fused = fuse(vector, keyword, ranker)  # both (queries, keys)
+        fused = fuse(vector, keyword, ranker, self.weights)  # both (queries, keys)
         for j, key in enumerate(keys):
             facts = info[key]
             self.candidates.append(

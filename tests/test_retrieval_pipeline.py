@@ -25,12 +25,18 @@ from retrieval import (
     validate_filters,
 )
 from retrieval import embedding as embedding_module
+from retrieval.chunking import embedding_windows, reported_strategy
 from retrieval.embedding import DEFAULT_EMBEDDING_MODEL, Embedder, allow_models
 from retrieval.index import collection_name
+from retrieval.keyword import names_identifier
 from tests.support.documents import pdf_bytes
 
 EVAL_DOCS = Path(__file__).resolve().parents[1] / "bench" / "data" / "retrieval_eval" / "docs"
 SMALL = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}
+OPENAI_AUTO = {
+    "type": "static",
+    "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
+}
 
 
 @pytest.fixture(scope="module")
@@ -190,13 +196,34 @@ def test_static_chunks_are_exact_token_windows_with_overlap(embedder: Embedder) 
     assert chunks[0].start == offsets[0][0] and chunks[-1].end == offsets[-1][1]
 
 
-def test_auto_strategy_is_reported_as_openai_static_default() -> None:
-    expected = {
+def test_auto_strategy_is_stored_as_auto_and_reported_in_static_form() -> None:
+    assert normalize_strategy(None) == normalize_strategy({"type": "auto"}) == {"type": "auto"}
+    assert reported_strategy({"type": "auto"}) == {
         "type": "static",
-        "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
+        "static": {"max_chunk_size_tokens": 500, "chunk_overlap_tokens": 50},
     }
-    assert normalize_strategy(None) == expected
-    assert normalize_strategy({"type": "auto"}) == expected
+    explicit = {
+        "type": "static",
+        "static": {"max_chunk_size_tokens": 500, "chunk_overlap_tokens": 50},
+    }
+    assert reported_strategy(explicit) == explicit
+    # auto embeds small-to-big; an explicit strategy keeps the model's whole window
+    assert embedding_windows({"type": "auto"}) == (200, 50)
+    assert embedding_windows(explicit) is None
+
+
+def test_auto_chunks_are_500_tokens_embedded_in_200_token_windows(embedder: Embedder) -> None:
+    text = " ".join(f"Pump {n} on deck {n % 7} was serviced in week {n % 52}." for n in range(200))
+    chunks = chunk_document(ParsedDocument(text, None, "text"), {"type": "auto"}, embedder)
+    assert all(c.tokens == 500 for c in chunks[:-1]) and len(chunks) > 3
+    offsets = embedder.token_offsets(text)
+    starts = {start: i for i, (start, _) in enumerate(offsets)}
+    assert starts[chunks[1].start] == 450  # 50 tokens shared with the previous chunk
+    vectors = embedder.encode([c.text for c in chunks[:1]], [500], window=(200, 50))
+    assert len(vectors[0]) == 3  # [0, 200), [150, 350), [300, 500)
+    windows = embedder.windows(chunks[0].text, 200, 50)
+    assert [embedder.count_tokens(w) for w in windows] == [200, 200, 200]
+    assert windows[1].startswith(text[offsets[150][0] : offsets[150][1]])
 
 
 @pytest.mark.parametrize(
@@ -418,6 +445,21 @@ def test_hybrid_beats_keyword_on_paraphrase_and_vector_on_rare_identifier(
     assert rank_of(eval_index, embedder, *paraphrase, "auto") == 1
 
 
+@pytest.mark.parametrize(
+    ("query", "exact"),
+    [
+        ("What does ERR-7731 mean?", True),
+        ("Can a pg_dump file be replayed?", True),
+        ("Where does postgresql.conf live?", True),
+        ("Why is md5 weak?", True),
+        ("How long are OAuth refresh tokens valid?", False),
+        ("Does a read-only replica on a 32-bit box work?", False),
+    ],
+)
+def test_queries_naming_an_identifier_lean_on_keywords(query: str, exact: bool) -> None:
+    assert names_identifier(query) is exact
+
+
 def test_several_queries_are_fused(eval_index: ChunkIndex, embedder: Embedder) -> None:
     trace = eval_index.search(
         ["vs_eval"],
@@ -498,7 +540,9 @@ def test_malformed_filters_are_rejected(filters: dict, param: str) -> None:
 def test_add_list_replace_update_and_delete(tmp_path: Path, embedder: Embedder) -> None:
     index = ChunkIndex(tmp_path / "chroma")
     long = " ".join(f"The reactor coolant loop {n} runs at nominal pressure." for n in range(90))
-    chunks = index_text(index, embedder, "vs_a", "file-1", long, attributes={"team": "ops"})
+    chunks = index_text(
+        index, embedder, "vs_a", "file-1", long, attributes={"team": "ops"}, strategy=OPENAI_AUTO
+    )
     stored = index.list_chunks("vs_a", "file-1")
     assert [s.index for s in stored] == list(range(len(chunks)))
     assert [s.text for s in stored] == [c.text for c in chunks]

@@ -88,8 +88,8 @@ def test_a_file_is_indexed_and_search_finds_its_passage(client: OpenAI, tmp_path
     assert attached.status == "completed", attached.last_error
     assert attached.id == f.id and attached.usage_bytes > 0
     assert attached.chunking_strategy.type == "static"
-    assert attached.chunking_strategy.static.max_chunk_size_tokens == 800
-    assert attached.chunking_strategy.static.chunk_overlap_tokens == 400
+    assert attached.chunking_strategy.static.max_chunk_size_tokens == 500  # auto's
+    assert attached.chunking_strategy.static.chunk_overlap_tokens == 50
 
     store = client.vector_stores.retrieve(store.id)
     assert store.status == "completed"
@@ -744,7 +744,7 @@ def test_requeueing_a_file_while_it_is_ingested_keeps_only_the_new_ingestion(
     server, _ = operator
     f = upload(op_client, tmp_path, "turbines.txt", LONG_DOC)
     store = op_client.vector_stores.create()
-    op_client.vector_stores.files.create(vector_store_id=store.id, file_id=f.id)  # 800/400
+    op_client.vector_stores.files.create(vector_store_id=store.id, file_id=f.id)  # auto
     time.sleep(1.0)  # claimed and embedding (it takes several seconds)
     assert op_client.vector_stores.files.retrieve(f.id, vector_store_id=store.id).status == (
         "in_progress"

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, delete, select
 
-from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy
+from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy, reported_strategy
 from retrieval.embedding import EmbeddingModels, UnknownEmbeddingModel
 from server.crud import files
 from server.errors import bad_request, not_found
@@ -291,7 +291,7 @@ def require_files(session: Session, project: str, file_ids: list[str], param: st
 
 
 def file_to_api(row: Any) -> VectorStoreFileObject:
-    strategy = row.chunking_strategy or {}
+    strategy = reported_strategy(row.chunking_strategy or {})
     if strategy.get("type") != "static":
         # Our markdown/code chunkers are not in the SDK's union: report them as `other`,
         # as the hosted API did for files chunked before strategies existed.

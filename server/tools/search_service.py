@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.chunking import InvalidChunkingStrategy, chunk_document
+from retrieval.chunking import InvalidChunkingStrategy, chunk_document, embedding_windows
 from retrieval.embedding import (
     Embedder,
     EmbeddingModels,
@@ -80,7 +80,11 @@ class SearchService:
             document = parse_file(job.path, job.filename)
             embedder = self.embedder(job.embedding_model)
             chunks = chunk_document(document, job.strategy, embedder)
-            vectors = embedder.encode([c.text for c in chunks], [c.tokens for c in chunks])
+            vectors = embedder.encode(
+                [c.text for c in chunks],
+                [c.tokens for c in chunks],
+                window=embedding_windows(job.strategy),
+            )
             self.index.add_file(
                 job.store_id,
                 job.file_id,

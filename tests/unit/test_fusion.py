@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval.fusion import RANKERS, VECTOR_WEIGHT, fuse
+from retrieval.fusion import IDENTIFIER_VECTOR_WEIGHT, RANKERS, VECTOR_WEIGHT, fuse, query_weights
 
 # (queries, candidates): two queries, two candidates.
 VECTOR = np.array([[0.5, 0.2], [0.1, 0.9]], dtype=np.float32)
@@ -22,7 +22,7 @@ def test_hybrid_is_the_best_weighted_sum_over_the_queries() -> None:
     fused = fuse(VECTOR, KEYWORD, "auto")
     per_query = VECTOR_WEIGHT * VECTOR + (1 - VECTOR_WEIGHT) * KEYWORD
     assert fused.score == pytest.approx(per_query.max(axis=0).tolist())
-    assert fused.score == pytest.approx([0.65, 0.78])  # not max(vector) mixed with max(keyword)
+    assert fused.score == pytest.approx([0.6, 0.82])  # not max(vector) mixed with max(keyword)
 
 
 @pytest.mark.parametrize("ranker", [r for r in RANKERS if r not in ("vector", "keyword")])
@@ -34,3 +34,12 @@ def test_single_signal_rankers_rank_by_that_signal_and_still_report_both() -> No
     by_vector, by_keyword = fuse(VECTOR, KEYWORD, "vector"), fuse(VECTOR, KEYWORD, "keyword")
     assert by_vector.score == by_vector.vector and by_keyword.score == by_keyword.keyword
     assert by_vector.keyword == by_keyword.keyword and by_vector.vector == by_keyword.vector
+
+
+def test_a_query_naming_an_identifier_leans_on_keywords() -> None:
+    weights = query_weights(["How do I restore a pg_dump file?", "How do I restore a backup?"])
+    assert weights.tolist() == pytest.approx([IDENTIFIER_VECTOR_WEIGHT, VECTOR_WEIGHT])
+    fused = fuse(VECTOR, KEYWORD, "auto", weights)
+    w = weights[:, None]
+    assert fused.score == pytest.approx((w * VECTOR + (1 - w) * KEYWORD).max(axis=0).tolist())
+    assert fused.score == pytest.approx([0.7, 0.82])  # the first query's keyword match counts more
