@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from server import run_states as states
-from server.crud import files, messages, steps, vector_stores
+from server.crud import files, messages, run_records, steps, vector_stores
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
-from server.models import Assistant, Message, Run, RunStep, Thread
+from server.models import Assistant, Message, RetrievalTrace, Run, RunStep, Thread
 from server.protocol.common import dump_response_format, dump_tools
 from server.protocol.messages import MessageCreate
 from server.protocol.runs import RunObject, RunOptions
@@ -338,8 +338,13 @@ def _end_in_flight(
 
 
 def delete_for_thread(session: Session, thread_id: str) -> None:
+    """The thread's runs and everything recorded about them: steps, file_search traces
+    and the inspector's run records."""
     from sqlmodel import delete
 
+    runs_of_thread = select(Run.id).where(Run.thread_id == thread_id)
+    session.execute(delete(RetrievalTrace).where(col(RetrievalTrace.run_id).in_(runs_of_thread)))
+    run_records.delete_for_thread(session, thread_id)
     session.exec(delete(RunStep).where(RunStep.thread_id == thread_id))  # type: ignore[call-overload]
     session.exec(delete(Run).where(Run.thread_id == thread_id))  # type: ignore[call-overload]
 

@@ -306,6 +306,7 @@ class CodeInterpreterUse(ToolUse):
             code = code_from_arguments(call.arguments)
             if code.startswith(call.sent) and len(code) > len(call.sent):
                 turn.step_delta(self._input(call, code))  # the rest (all of plain code)
+            fresh = not self.sandbox.has_session(key)
             try:
                 result = await asyncio.to_thread(
                     execute, self.sandbox, self.blobs, key, self.inputs, code
@@ -315,9 +316,17 @@ class CodeInterpreterUse(ToolUse):
                 raise
             except (SandboxUnavailable, OSError, RuntimeError, TimeoutError) as exc:
                 result = ExecResult(logs="", error=f"The sandbox failed: {exc}")
+            known = dict(self.outputs.files)
             call.outputs = await self.db.run(
                 store_outputs, self.sandbox, self.blobs, self.run, key, result, self.outputs, skip
             )
+            # For the inspector (run records): the session this ran in, what it wrote.
+            call.extra = {
+                "session": "reset" if result.restarted else "new" if fresh else "reused",
+                "files": {p: f for p, f in self.outputs.files.items() if known.get(p) != f},
+                "error": result.error,
+                "timed_out": result.timed_out,
+            }
             body = CodeInterpreterDelta(
                 outputs=[_output_delta(n, o) for n, o in enumerate(call.outputs)]
             )
