@@ -91,8 +91,10 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         app.state.runner = runner = Runner(db, settings, bus, models, owner, tools, observers)
         # Without the worker loop this process still executes the runs it streams.
         chores: list[Chore] = []
+        recorder = None
         if settings.model_call_log:  # the inspector's run records
-            observers.add(RunRecorder(db, settings, models))
+            recorder = RunRecorder(db, settings, models)
+            observers.add(recorder)
             purge = purge_chore(db, settings)
             chores += [purge] if purge else []
         ingestor = Ingestor(db, settings, search, blobs, owner)
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             yield
         finally:
             await worker.stop()
+            if recorder is not None:
+                await recorder.drain()
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.close)
             app.state.engine.dispose()

@@ -6,6 +6,7 @@ isolation; everything recorded goes with its thread."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.conftest import KEY_BETA
 from tests.support.scripted_model import ScriptedModel
 from tests.support.server_process import ServerProcess
 from tests.test_file_search import docs_store, search_call
+
+ENDED = ("completed", "failed", "cancelled", "expired", "incomplete")
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,18 @@ def get(http: httpx.Client, path: str, **params: Any) -> Any:
     r = http.get(path, params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def settled(http: httpx.Client, thread_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The run's timeline once all its records are in: they are written beside the run,
+    in order, and the change to its final status comes last."""
+    deadline = time.monotonic() + 10
+    while True:
+        events = get(http, f"/threads/{thread_id}/runs/{run_id}/timeline")["events"]
+        if any(e["type"] == "status" and e["detail"]["to"] in ENDED for e in events):
+            return events
+        assert time.monotonic() < deadline, events
+        time.sleep(0.05)
 
 
 def without_nulls(value: Any) -> Any:
@@ -80,6 +95,7 @@ def test_model_calls_hold_the_request_as_the_model_received_it_and_the_raw_answe
     )
     assert run.status == "completed", run.last_error
     received = model.requests[-2:]
+    events = settled(http, thread.id, run.id)
 
     page = get(http, f"/threads/{thread.id}/runs/{run.id}/model_calls")
     first, second = page["data"]
@@ -109,7 +125,7 @@ def test_model_calls_hold_the_request_as_the_model_received_it_and_the_raw_answe
     # The timeline: every status change the engine made, the calls, the steps, in order.
     timeline = get(http, f"/threads/{thread.id}/runs/{run.id}/timeline")
     assert timeline["object"] == "thread.run.timeline" and timeline["status"] == "completed"
-    events = timeline["events"]
+    assert timeline["events"] == events
     assert events[0]["type"] == "created"
     moves = [(e["detail"]["from"], e["detail"]["to"]) for e in events if e["type"] == "status"]
     assert moves == [
@@ -143,6 +159,7 @@ def test_an_unpriced_model_costs_nothing_and_a_huge_answer_is_cut_in_the_record(
     assert run.status == "completed", run.last_error
     message = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data[0]
     assert message.content[0].text.value == words
+    settled(http, thread.id, run.id)
     (record,) = get(http, f"/threads/{thread.id}/runs/{run.id}/model_calls")["data"]
     assert record["cost"] == 0  # not in litellm's price list: a local model
     assert record["truncated"] is True
@@ -179,8 +196,8 @@ def test_traces_resolve_citations_to_chunks_and_search_trace_splits_the_scores(
     assert (citation["trace_id"], citation["step_id"]) == (trace["id"], trace["step_id"])
     chunks = get(http, f"/vector_stores/{store.id}/files/{warranty.id}/chunks")["data"]
     assert citation["chunk_id"] in [c["id"] for c in chunks]
-    tools = [e for e in get(http, f"/threads/{thread.id}/runs/{run.id}/timeline")["events"]]
-    assert [e["detail"]["tool"] for e in tools if e["type"] == "tools"] == ["file_search"]
+    events = settled(http, thread.id, run.id)
+    assert [e["detail"]["tool"] for e in events if e["type"] == "tools"] == ["file_search"]
 
     # The search box's endpoint: the same search as /search, with its split scores.
     body = {"query": "how long is the guarantee", "max_num_results": 2}
@@ -274,6 +291,7 @@ def test_everything_recorded_goes_with_its_thread(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
     )
     assert run.status == "completed", run.last_error
+    settled(http, thread.id, run.id)
     records = "SELECT COUNT(*) FROM run_records WHERE thread_id = :t"
     traces = "SELECT COUNT(*) FROM retrieval_traces WHERE run_id = :r"
     assert db_count(server, records, t=thread.id) >= 4  # two calls, two status changes, tools

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,10 @@ def test_a_walk_through_a_thread_its_runs_traces_chunks_and_images(
     cited.get_by_role("link").click()
     expect(page.get_by_role("heading", name=re.compile("Chunks of"))).to_be_visible()
     expect(page.locator(".chunk.target")).to_contain_text("three years from the date")
+    # ... in its file, between its neighbours.
+    expect(page.locator(".chunk")).to_have_count(3)
+    expect(page.locator(".chunk").first).to_contain_text("Descale")
+    expect(page.locator(".chunk").last).to_contain_text("service centre in Lyon")
 
     # The citation in the answer leads to the same chunk.
     page.goto(f"{origin}/inspector/#/threads/{scenario.thread_id}")
@@ -185,12 +190,17 @@ def test_code_interpreter_session_states_new_reused_reset(
             thread_id=thread.id, assistant_id=coder.id, poll_interval_ms=50
         )
         assert run.status == "completed", run.last_error
-    r = httpx.get(
-        f"{page_server.base_url}/v1/threads/{thread.id}/traces",
-        headers={"Authorization": f"Bearer {KEY_ALPHA}"},
-        timeout=30,
-    )
-    executions: list[dict[str, Any]] = r.json()["code_interpreter"]
+    deadline = time.monotonic() + 10  # records are written beside the runs
+    while True:
+        r = httpx.get(
+            f"{page_server.base_url}/v1/threads/{thread.id}/traces",
+            headers={"Authorization": f"Bearer {KEY_ALPHA}"},
+            timeout=30,
+        )
+        executions: list[dict[str, Any]] = r.json()["code_interpreter"]
+        if len(executions) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert [e["session"] for e in executions] == ["new", "reused", "reset"]
     assert "restarted" in executions[2]["error"] and executions[0]["error"] is None
     assert all(e["seconds"] > 0 for e in executions)

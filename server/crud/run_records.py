@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, insert
 from sqlmodel import Session, col, select
 
 from server.ids import new_id, now
@@ -27,34 +27,41 @@ class Entry:
     data: dict[str, Any]
 
 
+_RECORDS = RunRecord.__table__  # type: ignore[attr-defined]
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_RECORDS)
+_ALIVE = select(_RUNS.c.id).where(_RUNS.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def write(session: Session, entries: list[Entry]) -> int:
     """Insert the entries of runs that still exist (a thread deleted while its run was
     executing takes the run's records with it; none may come back after); returns how
-    many were written."""
-    run_ids = {e.run_id for e in entries}
+    many were written. Core statements: this runs once or twice per run, and the ORM's
+    unit of work cost several times the INSERT itself (bench/run_records.py)."""
+    run_ids = sorted({e.run_id for e in entries})
     if not run_ids:
         return 0
-    alive = set(session.exec(select(Run.id).where(col(Run.id).in_(run_ids))))
-    written = 0
+    conn = session.connection()
+    alive = set(conn.execute(_ALIVE, {"ids": run_ids}).scalars())
     created = now()
-    for entry in entries:
-        if entry.run_id not in alive:
-            continue
-        session.add(
-            RunRecord(
-                id=new_id("record"),
-                project=entry.project,
-                thread_id=entry.thread_id,
-                run_id=entry.run_id,
-                kind=entry.kind,
-                created_at=created,
-                at=entry.at,
-                data=entry.data,
-            )
-        )
-        written += 1
+    rows = [
+        {
+            "id": new_id("record"),
+            "project": e.project,
+            "thread_id": e.thread_id,
+            "run_id": e.run_id,
+            "kind": e.kind,
+            "created_at": created,
+            "at": e.at,
+            "data": e.data,
+        }
+        for e in entries
+        if e.run_id in alive
+    ]
+    if rows:
+        conn.execute(_INSERT, rows)
     session.commit()
-    return written
+    return len(rows)
 
 
 def for_run(

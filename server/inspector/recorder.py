@@ -2,14 +2,16 @@
 as sent, after truncation; the raw answer; tokens, latency, cost), status change and
 batch of server-side tool executions of a run, through the seam in server/runs/observe.py.
 
-Writes are few: a run's start and its tool executions wait in memory and go out in the
-same transaction as the next model call's record, or with the run's next status change
-that leaves this process (an ending, or waiting for tool outputs), so a plain run costs
-two small writes. Each record is bounded (server/inspector/bounded.py).
+Writes are few and off the run's path: a run's start and its tool executions wait in
+memory and go out in the same transaction as the next model call's record, or with the
+run's next status change that leaves this process (an ending, or waiting for tool
+outputs), so a plain run costs two small writes, each made beside the run rather than
+awaited by it. Each record is bounded (server/inspector/bounded.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +36,8 @@ log = logging.getLogger("assistd.inspector")
 # Runs whose early entries wait for their next write; past this many (runs interrupted
 # by a shutdown never write again) the oldest are dropped.
 MAX_PENDING_RUNS = 10_000
+# Record writes running beside their runs before a run waits for its own.
+MAX_WRITES_IN_FLIGHT = 256
 
 
 def cost_of(litellm_model: str, usage: dict[str, int]) -> float:
@@ -107,6 +111,8 @@ class RunRecorder(RunObserver):
         self.cap = settings.model_call_max_bytes
         self.models = models
         self.pending: dict[str, list[Entry]] = {}
+        self._tails: dict[str, asyncio.Task[None]] = {}  # each run's latest write
+        self._writes: set[asyncio.Task[None]] = set()
 
     def _entry(self, run: Run, kind: str, data: dict[str, Any], at: float) -> Entry:
         return Entry(run.project, run.thread_id, run.id, kind, at, data)
@@ -120,16 +126,48 @@ class RunRecorder(RunObserver):
         self, run_id: str, *more: Entry, build: Callable[[], Entry] | None = None
     ) -> None:
         """Write the run's held entries with `more`, and the entry `build` makes (in the
-        database's thread: pricing and bounding a big request take a while)."""
+        database's thread: pricing and bounding a big request take a while).
+
+        The write runs beside the run, not in its way: a run's model call or ending is
+        never delayed by its record (a thread hop and a commit, tens of milliseconds on a
+        loaded machine). A run's writes stay in order; past MAX_WRITES_IN_FLIGHT (a
+        database slower than the runs) the run waits for its write after all."""
         entries = [*self.pending.pop(run_id, []), *more]
+        if not entries and build is None:
+            return
 
         def work(session: Session) -> None:
             if build is not None:
                 entries.append(build())
             run_records.write(session, entries)
 
-        if entries or build is not None:
-            await self.db.run(work)
+        previous = self._tails.get(run_id)
+
+        async def write() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await self.db.run(work)
+            except Exception:
+                log.exception("recording run %s failed", run_id)
+
+        task = asyncio.get_running_loop().create_task(write(), name=f"record {run_id}")
+        self._tails[run_id] = task
+        self._writes.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._writes.discard(finished)
+            if self._tails.get(run_id) is finished:
+                del self._tails[run_id]
+
+        task.add_done_callback(done)
+        if len(self._writes) > MAX_WRITES_IN_FLIGHT:
+            await asyncio.wait([task])
+
+    async def drain(self) -> None:
+        """Wait for the writes in flight (at shutdown)."""
+        while self._writes:
+            await asyncio.wait(list(self._writes))
 
     async def run_status(self, run: Run, previous: str) -> None:
         entry = self._entry(run, STATUS, {"from": previous, "to": run.status}, time.time())

@@ -15,10 +15,15 @@ from openai import OpenAI
 from tests.support.scripted_model import ScriptedModel
 
 WARRANTY = (
+    "# Care\n\nDescale the Zephyr kettle once a month with white vinegar, then boil clean "
+    "water twice and pour it away. Never immerse the base in water; wipe it with a damp "
+    "cloth. Keep the lid closed while boiling so the steam switch turns the kettle off.\n\n"
     "# Warranty\n\nEvery Zephyr kettle carries a warranty of three years from the date of "
     "purchase. The warranty covers the heating element and the thermostat, but not the "
-    "glass jug, which is a wear part.\n\nTo claim, send the kettle with its receipt to the "
-    "service centre in Lyon. Repairs take about ten working days.\n"
+    "glass jug, which is a wear part.\n\n"
+    "# Claims\n\nTo claim, send the kettle with its receipt to the service centre in Lyon. "
+    "Repairs take about ten working days, and we pay for the return parcel. A kettle that "
+    "cannot be repaired is replaced by the current model.\n"
 )
 SHIPPING = (
     "# Shipping\n\nOrders leave our warehouse within two business days. Standard delivery "
@@ -74,7 +79,17 @@ def build(client: OpenAI, model: ScriptedModel, folder: Path, *, code: bool) -> 
         upload(client, folder, "shipping.md", SHIPPING),
         upload(client, folder, XSS_FILENAME, XSS_CHUNK),
     ]
-    store = client.vector_stores.create(name="Kettle manuals", file_ids=[f.id for f in files])
+    store = client.vector_stores.create(
+        name="Kettle manuals",
+        file_ids=[f.id for f in files],
+        # A chunk per section (our markdown strategy), so a cited chunk has neighbours.
+        extra_body={
+            "chunking_strategy": {
+                "type": "markdown",
+                "markdown": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0},
+            }
+        },
+    )
     for f in files:
         done = client.vector_stores.files.poll(f.id, vector_store_id=store.id, poll_interval_ms=100)
         assert done.status == "completed", done.last_error
