@@ -13,7 +13,6 @@ Create Date: 2026-12-04 22:30:00.000000
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision: str = "0006"
@@ -26,11 +25,11 @@ def upgrade() -> None:
     op.create_table(
         "run_records",
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("project", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
-        sa.Column("thread_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("project", sa.String(length=128), nullable=False),
+        sa.Column("thread_id", sa.String(length=64), nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.Integer(), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=True),
