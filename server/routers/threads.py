@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from server.crud import threads as crud
-from server.deps import DB, Embeddings, Project
-from server.protocol.common import Deleted
+from server.deps import DB, Embeddings, Listing, Project
+from server.protocol.common import Deleted, ListPage
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 from server.routers.json_route import JSONRoute
 
@@ -18,6 +20,15 @@ def create_thread(
     project: Project, db: DB, models: Embeddings, body: ThreadCreate | None = None
 ) -> ThreadObject:
     return crud.to_api(crud.create(db, project, body or ThreadCreate(), models))
+
+
+@router.get("")
+def list_threads(
+    project: Project, db: DB, page: Listing, q: Annotated[str, Query(max_length=512)] = ""
+) -> ListPage[ThreadObject]:
+    """Extension (the hosted API had no thread list): the project's threads, newest
+    first; `q` keeps those whose id or metadata contains it."""
+    return crud.search(db, project, q.strip(), page)
 
 
 @router.get("/{thread_id}")
