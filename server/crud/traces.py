@@ -13,13 +13,13 @@ from server.crud.run_records import MODEL_CALL, STATUS, TOOLS
 from server.models import Message, RetrievalTrace, Run, RunRecord, RunStep
 from server.protocol.inspect import (
     CitationLink,
+    CitedTrace,
     CodeExecution,
     ModelCallObject,
     RunTimeline,
     ThreadTraces,
     TimelineEvent,
 )
-from server.protocol.vector_stores import TraceObject
 
 # The marker file_search answers cite with (server/tools/file_search.py).
 MARKER = re.compile(r"【(\d+)(?::(\d+))?†([^】]*)】")
@@ -103,9 +103,7 @@ def thread_traces(session: Session, project: str, thread_id: str) -> ThreadTrace
             {**c, "cited": c.get("chunk_id") in chosen} for c in body.get("candidates") or []
         ]
         file_search.append(
-            TraceObject(
-                id=r.id, run_id=r.run_id, step_id=r.step_id, created_at=r.created_at, **body
-            )
+            CitedTrace(id=r.id, run_id=r.run_id, step_id=r.step_id, created_at=r.created_at, **body)
         )
     code = [
         CodeExecution(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from server.protocol.vector_stores import SearchResult, TraceObject
+from server.protocol.vector_stores import SearchResult, TraceCandidate, TraceObject
 
 
 class ModelAnswer(BaseModel):
@@ -97,13 +97,23 @@ class CitationLink(BaseModel):
     chunk_id: str | None
 
 
+class CitedCandidate(TraceCandidate):
+    cited: bool  # whether an answer in the thread cited this chunk
+
+
+class CitedTrace(TraceObject):
+    """A file_search trace whose candidates say whether an answer cited them."""
+
+    candidates: list[CitedCandidate]
+
+
 class ThreadTraces(BaseModel):
     """Everything retrieval and code execution recorded for a thread's runs. Each
     file_search candidate carries `cited`: whether an answer cited it."""
 
     object: Literal["thread.traces"] = "thread.traces"
     thread_id: str
-    file_search: list[TraceObject]
+    file_search: list[CitedTrace]
     code_interpreter: list[CodeExecution]
     citations: list[CitationLink]
 
