@@ -232,6 +232,9 @@ class SandboxManager:
                 notes.append(refusal)
         result = session.execute(code, timeout or self.config.exec_timeout)
         result.notes[:0] = notes
+        # An earlier session of this key was lost (idle past the TTL, evicted, died):
+        # its variables are gone, as after a restart.
+        result.restarted = result.restarted or note is not None
         if session.dead:
             self.drop(key, session)
         return result

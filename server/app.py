@@ -21,11 +21,14 @@ from server.body_guard import BodyGuard
 from server.config import Settings
 from server.db import Database, make_engine, migrate
 from server.errors import install_error_handlers
+from server.inspector import page
+from server.inspector.recorder import RunRecorder, purge_chore
 from server.middleware import RequestId
 from server.routers import (
     assistants,
     files,
     health,
+    inspect,
     messages,
     runs,
     steps,
@@ -37,7 +40,7 @@ from server.runs.events import EventBus
 from server.runs.model_client import ModelClient
 from server.runs.observe import Observers
 from server.runs.runner import Runner
-from server.runs.worker import Worker, worker_name
+from server.runs.worker import Chore, Worker, worker_name
 from server.storage import BlobStore
 from server.tools import code_interpreter
 from server.tools.ingestion import Ingestor
@@ -111,9 +114,16 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         models = ModelClient(settings)
         app.state.runner = runner = Runner(db, settings, bus, models, owner, tools, observers)
         # Without the worker loop this process still executes the runs it streams.
+        chores: list[Chore] = []
+        recorder = None
+        if settings.model_call_log:  # the inspector's run records
+            recorder = RunRecorder(db, settings, models)
+            observers.add(recorder)
+            purge = purge_chore(db, settings)
+            chores += [purge] if purge else []
         ingestor = Ingestor(db, settings, search, blobs, owner)
         app.state.worker = worker = Worker(
-            runner, claim_jobs=settings.run_worker, ingestor=ingestor
+            runner, claim_jobs=settings.run_worker, ingestor=ingestor, chores=chores
         )
         worker.start()
         log.info("assistd %s ready (data dir %s)", __version__, settings.data_dir)
@@ -121,6 +131,8 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             yield
         finally:
             await worker.stop()
+            if recorder is not None:
+                await recorder.drain()
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.close)
             app.state.engine.dispose()
@@ -136,7 +148,7 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
     # Routes are tried in order, so the busiest (messages, runs) come first. runs must
     # precede threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
     routers = (health, messages, runs, steps, threads, assistants, files, vector_stores)
-    for module in (*routers, vector_store_files):
+    for module in (*routers, vector_store_files, inspect, page):
         add_routes(app, module.router)
     return app
 

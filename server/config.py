@@ -66,6 +66,12 @@ class Settings:
     # one that lets it go; behind a proxy, set it above the proxy's idle timeout.
     keep_alive_seconds: float = 30.0
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    # The inspector's run records (model calls, status changes, tool executions): on or
+    # off, the most bytes one record keeps (longer strings are cut, with a marker), and
+    # how many days they are kept (0: until their thread is deleted).
+    model_call_log: bool = True
+    model_call_max_bytes: int = 256 * 1024
+    model_call_retention_days: float = 30.0
 
     @property
     def chroma_dir(self) -> Path:
@@ -117,6 +123,13 @@ class Settings:
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
             keep_alive_seconds=float(env.get("ASSISTD_KEEP_ALIVE_SECONDS") or 30),
             sandbox=sandbox_config(env),
+            model_call_log=(env.get("ASSISTD_MODEL_CALL_LOG") or "on").lower() != "off",
+            model_call_max_bytes=max(
+                4096, int(env.get("ASSISTD_MODEL_CALL_MAX_BYTES") or 256 * 1024)
+            ),
+            model_call_retention_days=max(
+                0.0, float(env.get("ASSISTD_MODEL_CALL_RETENTION_DAYS") or 30)
+            ),
         )
 
 

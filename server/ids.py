@@ -18,6 +18,7 @@ PREFIX = {
     "vector_store": "vs_",
     "file_batch": "vsfb_",
     "call": "call_",
+    "record": "rec_",
 }
 
 

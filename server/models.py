@@ -241,6 +241,27 @@ class RetrievalTrace(SQLModel, table=True):
     trace: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
+class RunRecord(SQLModel, table=True):
+    """What the inspector shows of a run beyond its steps: each model call (the request
+    as sent, the raw answer, tokens, latency, cost), each status change and each batch of
+    server-side tool executions, in the order they happened. Written by the recorder
+    (server/inspector/recorder.py), bounded in size, deleted with the thread and purged
+    after ASSISTD_MODEL_CALL_RETENTION_DAYS."""
+
+    __tablename__ = "run_records"
+    __table_args__ = (Index("ix_run_records_run_seq", "run_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, index=True, max_length=64)
+    project: str = Field(max_length=128)
+    thread_id: str = Field(max_length=64, index=True)
+    run_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # model_call, status, tools
+    created_at: int = Field(index=True)  # for retention
+    at: float  # when it happened (Unix seconds, sub-second)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
 class ApiKey(SQLModel, table=True):
     """A bearer key of a project, made by `assistd keys create`. Only the key's SHA-256 is
     stored (server/api_keys.py says why that suffices); `prefix` is its visible start, for

@@ -14,10 +14,10 @@ from sqlmodel import Session, col, delete, func, select
 
 from retrieval.embedding import EmbeddingModels
 from server import run_states as states
-from server.crud import files, messages, steps, vector_stores
+from server.crud import files, messages, run_records, steps, vector_stores
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
-from server.models import Assistant, Message, Run, RunStep, Thread, table_of
+from server.models import Assistant, Message, RetrievalTrace, Run, RunStep, Thread, table_of
 from server.protocol.common import dump_response_format, dump_tools
 from server.protocol.messages import MessageCreate
 from server.protocol.runs import RunObject, RunOptions
@@ -339,6 +339,11 @@ def _end_in_flight(
 
 
 def delete_for_thread(session: Session, thread_id: str) -> None:
+    """The thread's runs and everything recorded about them: steps, file_search traces
+    and the inspector's run records."""
+    runs_of_thread = select(Run.id).where(col(Run.thread_id) == thread_id)
+    session.exec(delete(RetrievalTrace).where(col(RetrievalTrace.run_id).in_(runs_of_thread)))
+    run_records.delete_for_thread(session, thread_id)
     session.exec(delete(RunStep).where(col(RunStep.thread_id) == thread_id))
     session.exec(delete(Run).where(col(Run.thread_id) == thread_id))
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam
+import json
+
+from sqlalchemy import String, bindparam, cast, or_
 from sqlmodel import Session, col, delete, select
 
 from retrieval.embedding import EmbeddingModels
 from server.crud import files, messages, runs, vector_stores
+from server.crud.pagination import ListParams
 from server.crud.resources import dump_tool_resources
-from server.errors import not_found
+from server.errors import bad_request, not_found
 from server.ids import new_id, now
 from server.models import Message, Thread, table_of
+from server.protocol.common import ListPage
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 
 
@@ -102,3 +106,51 @@ def delete_thread(session: Session, row: Thread) -> None:
     session.exec(delete(Message).where(col(Message.thread_id) == row.id))
     session.delete(row)
     session.commit()
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(session: Session, project: str, query: str, page: ListParams) -> ListPage[ThreadObject]:
+    """The project's threads, newest first by default, optionally those whose id or
+    metadata contains `query` (the inspector's thread list). Metadata is matched in its
+    stored JSON text, which escapes non-ASCII, so the query is matched escaped too."""
+    stmt = select(Thread).where(Thread.project == project)
+    if query:
+        meta = cast(col(Thread.meta), String)
+        escaped = json.dumps(query)[1:-1]
+        stmt = stmt.where(
+            or_(
+                col(Thread.id).like(_like(query), escape="\\"),
+                meta.like(_like(query), escape="\\"),
+                meta.like(_like(escaped), escape="\\"),
+            )
+        )
+    asc = page.order == "asc"
+    for cursor, param in ((page.after, "after"), (page.before, "before")):
+        if cursor is None:
+            continue
+        seq = session.exec(
+            select(Thread.seq).where(Thread.project == project, Thread.id == cursor)
+        ).first()
+        if seq is None:
+            raise bad_request(f"Invalid '{param}': no object found with id '{cursor}'.", param)
+        later = (param == "after") == asc
+        stmt = stmt.where(col(Thread.seq) > seq if later else col(Thread.seq) < seq)
+    backwards = bool(page.before and not page.after)
+    ascending = asc != backwards
+    stmt = stmt.order_by(col(Thread.seq).asc() if ascending else col(Thread.seq).desc())
+    rows = list(session.exec(stmt.limit(page.limit + 1)))
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    if backwards:
+        rows.reverse()
+    data = [to_api(row) for row in rows]
+    return ListPage(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )

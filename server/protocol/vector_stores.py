@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -280,4 +281,5 @@ class TraceObject(BaseModel):
     vector_store_ids: list[str]
     queries: list[str]
     ranking_options: FileSearchRanking
-    candidates: list[TraceCandidate]
+    # A Sequence so that the inspector's CitedTrace can narrow the candidates' type.
+    candidates: Sequence[TraceCandidate]

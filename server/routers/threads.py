@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from server.crud import threads as crud
-from server.deps import DB, Embeddings, Project, Sandbox
-from server.protocol.common import Deleted
+from server.deps import DB, Embeddings, Listing, Project, Sandbox
+from server.protocol.common import Deleted, ListPage
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 from server.routers.json_route import JSONRoute
 
@@ -21,6 +23,15 @@ def create_thread(
     # The body is optional (empty reads as `{}`), but when sent it is an object: a
     # `null` body is a 400 (server/body_guard.py), not a thread.
     return crud.to_api(crud.create(db, project, body, models))
+
+
+@router.get("")
+def list_threads(
+    project: Project, db: DB, page: Listing, q: Annotated[str, Query(max_length=512)] = ""
+) -> ListPage[ThreadObject]:
+    """Extension (the hosted API had no thread list): the project's threads, newest
+    first; `q` keeps those whose id or metadata contains it."""
+    return crud.search(db, project, q.strip(), page)
 
 
 @router.get("/{thread_id}")

@@ -7,12 +7,14 @@ from sqlmodel import Session
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.filters import InvalidFilter, validate_filters
+from retrieval.records import SearchTrace
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
 from server.deps import DB, Listing, Project, Search, WorkerDep
 from server.errors import APIError, bad_request
 from server.models import VectorStore
 from server.protocol.common import Deleted, ListPage
+from server.protocol.inspect import ScoredResult, SearchTraceObject
 from server.protocol.vector_stores import (
     SearchRequest,
     SearchResult,
@@ -87,6 +89,71 @@ async def search_vector_store(
 def _search(
     vector_store_id: str, body: SearchRequest, search: SearchService, project: str, db: Session
 ) -> SearchResultsPage:
+    queries, trace = _run_search(vector_store_id, body, search, project, db)
+    return SearchResultsPage(
+        search_query=queries,
+        data=[
+            SearchResult(
+                file_id=c.file_id,
+                filename=c.filename,
+                score=round(c.score, 6),
+                attributes=c.attributes,
+                content=[TextContent(text=c.text)],
+            )
+            for c in trace.results
+        ],
+    )
+
+
+@router.post("/{vector_store_id}/search_trace")
+async def search_vector_store_trace(
+    vector_store_id: str,
+    body: SearchRequest,
+    request: Request,
+    project: Project,
+    db: DB,
+    search: Search,
+) -> SearchTraceObject:
+    """Extension: the same search as /search, answered with its split scores: each
+    result's and every candidate's vector and keyword scores and ranks, and the fused
+    score (the standard answer's schema allows no extra fields)."""
+    return await run_slow(request, _search_trace, vector_store_id, body, search, project, db)
+
+
+def _search_trace(
+    vector_store_id: str, body: SearchRequest, search: SearchService, project: str, db: Session
+) -> SearchTraceObject:
+    queries, trace = _run_search(vector_store_id, body, search, project, db)
+    options = body.ranking_options
+    return SearchTraceObject(
+        search_query=queries,
+        ranking_options={
+            "ranker": options.ranker if options else "auto",
+            "score_threshold": options.score_threshold if options else 0.0,
+        },
+        data=[
+            ScoredResult(
+                file_id=c.file_id,
+                filename=c.filename,
+                score=round(c.score, 6),
+                attributes=c.attributes,
+                content=[TextContent(text=c.text)],
+                chunk_id=c.chunk_id,
+                vector_score=round(c.vector_score, 6),
+                keyword_score=round(c.keyword_score, 6),
+                vector_rank=c.vector_rank,
+                keyword_rank=c.keyword_rank,
+            )
+            for c in trace.results
+        ],
+        candidates=[c.to_dict() for c in trace.candidates],
+    )
+
+
+def _run_search(
+    vector_store_id: str, body: SearchRequest, search: SearchService, project: str, db: Session
+) -> tuple[list[str], SearchTrace]:
+    """The search both /search and /search_trace answer (their answers differ in shape)."""
     row = crud.get(db, project, vector_store_id)
     if crud.is_expired(row):
         raise bad_request(f"Vector store {vector_store_id} has expired.", param="vector_store_id")
@@ -113,16 +180,4 @@ def _search(
     except EmbeddingModelUnavailable as exc:
         raise APIError(500, str(exc), type="server_error", code="server_error") from None
     crud.touch(db, [row.id])
-    return SearchResultsPage(
-        search_query=queries,
-        data=[
-            SearchResult(
-                file_id=c.file_id,
-                filename=c.filename,
-                score=round(c.score, 6),
-                attributes=c.attributes,
-                content=[TextContent(text=c.text)],
-            )
-            for c in trace.results
-        ],
-    )
+    return queries, trace

@@ -127,11 +127,17 @@ class ModelClient:
         self.router: litellm.Router | None = None
         self.routed: set[str] = set()
         self.direct: dict[str, dict[str, Any]] = {}
+        self.priced_as: dict[str, str] = {}
         if settings.models_config:
             model_list, fallbacks = load_models_config(settings.models_config)
             self.router = litellm.Router(model_list=model_list, fallbacks=fallbacks, num_retries=0)
             self.routed = {m["model_name"] for m in model_list}
             self.direct = direct_routes(model_list, fallbacks)
+            # A routed name is priced as its first deployment (litellm_model).
+            self.priced_as = {
+                m["model_name"]: str((m.get("litellm_params") or {}).get("model", m["model_name"]))
+                for m in reversed(model_list)
+            }
 
     def route_of(self, model: str) -> str:
         """How a model name is routed, in words (recorded with each model call)."""
@@ -145,6 +151,16 @@ class ModelClient:
         if self.settings.model_base_url:
             return f"MODEL_BASE_URL: {self.settings.model_base_url}"
         return "no route"
+
+    def litellm_model(self, model: str) -> str:
+        """The name litellm prices a call to `model` by (its local cost map): a routed
+        name's (first) deployment model, `openai/<name>` for the catch-all."""
+        if model in self.priced_as:
+            return self.priced_as[model]
+        provider = model.split("/", 1)[0] if "/" in model else None
+        if provider and provider in litellm.provider_list:
+            return model
+        return f"openai/{model}"
 
     async def _open(self, request: ModelRequest) -> Any:
         common: dict[str, Any] = {

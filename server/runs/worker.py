@@ -13,7 +13,10 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from server import run_states as states
 from server.crud.runs import RunGone
@@ -26,15 +29,32 @@ log = logging.getLogger("assistd.worker")
 CLAIM_BATCH = 64
 
 
+@dataclass
+class Chore:
+    """Upkeep the worker loop runs every `interval` seconds (purging expired records):
+    in processes that claim jobs, first at the loop's first tick."""
+
+    name: str
+    interval: float
+    work: Callable[[], Awaitable[None]]
+    due: float = 0.0
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Worker:
     def __init__(
-        self, runner: Runner, *, claim_jobs: bool = True, ingestor: Ingestor | None = None
+        self,
+        runner: Runner,
+        *,
+        claim_jobs: bool = True,
+        ingestor: Ingestor | None = None,
+        chores: Sequence[Chore] = (),
     ) -> None:
         self.runner = runner
+        self.chores = list(chores)
         self.ingestor = ingestor
         self.settings = runner.settings
         self.owner = runner.owner
@@ -92,6 +112,18 @@ class Worker:
             await self._claim_runnable()
         if self.ingestor is not None:
             await self.ingestor.tick(self.claim_jobs)
+        if self.claim_jobs:
+            await self._chores()
+
+    async def _chores(self) -> None:
+        for chore in self.chores:
+            if time.monotonic() < chore.due:
+                continue
+            chore.due = time.monotonic() + chore.interval
+            try:
+                await chore.work()
+            except Exception:  # the next round tries again
+                log.exception("worker chore %s failed", chore.name)
 
     async def _cancel_requested_elsewhere(self) -> None:
         """A cancel that reached another replica shows up here as status `cancelling`."""

@@ -18,7 +18,7 @@ both, listed in `server/tools/registry.py`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -101,6 +101,12 @@ class ToolUse(ABC):
     @abstractmethod
     def details(self, call: ToolCall) -> StepCall:
         """The call as recorded in the run step (with its results once it ran)."""
+
+    def observed(self, call: ToolCall) -> Mapping[str, object]:
+        """What run observers (the inspector's run records) get of an executed call
+        beyond its step details: code_interpreter tells the session's state and the files
+        written. Nothing by default."""
+        return {}
 
     def leading_images(self) -> list[str]:
         """File ids of images the next assistant message starts with (taken once)."""

@@ -15,9 +15,9 @@ import logging
 import posixpath
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Literal, TypedDict
 
 import jiter
 from sqlalchemy import Engine
@@ -111,6 +111,17 @@ class InputFile:
     name: str  # path under /mnt/data
     sha256: str
     size: int = 0
+
+
+class CallSession(TypedDict):
+    """What a call did to the thread's sandbox session, for observers (the inspector's
+    run records): the session it ran in, the files it wrote (path -> file id), the error
+    and whether it timed out."""
+
+    session: Literal["new", "reused", "reset"]
+    files: dict[str, str]
+    error: str | None
+    timed_out: bool
 
 
 @dataclass
@@ -337,6 +348,7 @@ class CodeInterpreterUse(ToolUse):
         self.outputs = RunOutputs()  # kept across the run's turns
         self.sent: dict[str, str] = {}  # call id -> input already streamed
         self.results: dict[str, list[CodeOutput]] = {}  # call id -> its outputs
+        self.sessions: dict[str, CallSession] = {}  # call id -> its session's state
 
     async def offer(self) -> ChatTool:
         self.inputs = await self.db.run(input_files, self.run)
@@ -370,6 +382,7 @@ class CodeInterpreterUse(ToolUse):
             code, sent = code_from_arguments(call.arguments), self.sent.get(call.id, "")
             if code.startswith(sent) and len(code) > len(sent):
                 turn.step_delta(self._input(call, code))  # the rest (all of plain code)
+            fresh = not self.sandbox.has_session(key)
             try:
                 result = await asyncio.to_thread(
                     execute, self.sandbox, self.blobs, key, self.inputs, code
@@ -379,8 +392,15 @@ class CodeInterpreterUse(ToolUse):
                 raise
             except (SandboxUnavailable, OSError, RuntimeError, TimeoutError) as exc:
                 result = ExecResult(logs="", error=f"The sandbox failed: {exc}")
+            known = dict(self.outputs.files)
             outputs = self.results[call.id] = await self.db.run(
                 store_outputs, self.sandbox, self.blobs, self.run, key, result, self.outputs, skip
+            )
+            self.sessions[call.id] = CallSession(
+                session="reset" if result.restarted else "new" if fresh else "reused",
+                files={p: f for p, f in self.outputs.files.items() if known.get(p) != f},
+                error=result.error,
+                timed_out=result.timed_out,
             )
             turn.step_delta(
                 CodeInterpreterToolCallDelta(
@@ -405,6 +425,9 @@ class CodeInterpreterUse(ToolUse):
                 "outputs": self.results.get(call.id, []),
             },
         )
+
+    def observed(self, call: ToolCall) -> Mapping[str, object]:
+        return self.sessions.get(call.id, {})
 
     def leading_images(self) -> list[str]:
         images = list(self.outputs.images)
