@@ -23,6 +23,8 @@ from sqlmodel import Session
 from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT, Settings
 from server.errors import APIError
+from server.models_catalog import ModelCatalog
+from server.observability import log_context
 from server.runs.runner import Runner
 from server.runs.worker import Worker
 
@@ -48,9 +50,11 @@ async def current_project(request: Request) -> str:
     (`assistd keys create`); while neither holds any, every caller is in the default
     project. Lookups are cached for a few seconds (server/api_keys.py)."""
     try:
-        return await _project(request)
+        project = await _project(request)
     except UNAVAILABLE as exc:
         raise database_unavailable(exc) from exc
+    log_context.note_project(project)
+    return project
 
 
 async def _project(request: Request) -> str:
@@ -109,7 +113,13 @@ async def run_worker(request: Request) -> Worker:
     return worker
 
 
+async def model_catalog(request: Request) -> ModelCatalog:
+    catalog: ModelCatalog = request.app.state.catalog
+    return catalog
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
+CatalogDep = Annotated[ModelCatalog, Depends(model_catalog)]
 RunnerDep = Annotated[Runner, Depends(run_runner)]
 WorkerDep = Annotated[Worker, Depends(run_worker)]
 
