@@ -155,6 +155,8 @@ def test_spans_for_request_run_and_model_call(
     run_id = json.loads(body.split("data: ", 2)[1].split("\n", 1)[0])["id"]
 
     def complete(spans: list[ReceivedSpan]) -> bool:
+        if not any(s.trace_id == "0af7651916cd43dd8448eb211c80319c" and s.kind == 2 for s in spans):
+            return False
         return any(
             s.name == "chat gpt-4o" and s.attributes.get("assistd.run.id") == run_id for s in spans
         ) and any(
@@ -228,16 +230,15 @@ def test_file_search_is_a_tool_span_and_ingestion_is_counted(
     t = c.beta.threads.create(messages=[{"role": "user", "content": "warranty?"}])
     run = c.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
     assert run.status == "completed"
+
+    def ours(name: str, spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        return [s for s in by_name(spans, name) if s.attributes["assistd.run.id"] == run.id]
+
     spans = receiver.wait_for(
-        lambda ss: any(
-            s.name == "execute_tool file_search" and s.attributes["assistd.run.id"] == run.id
-            for s in ss
-        )
+        lambda ss: ours("execute_tool file_search", ss) and ours("invoke_agent", ss)
     )
-    tool = next(s for s in by_name(spans, "execute_tool file_search"))
-    run_span = next(
-        s for s in by_name(spans, "invoke_agent") if s.attributes["assistd.run.id"] == run.id
-    )
+    (tool,) = ours("execute_tool file_search", spans)
+    (run_span,) = ours("invoke_agent", spans)
     assert tool.parent_id == run_span.span_id
     assert tool.attributes["gen_ai.tool.name"] == "file_search"
     assert tool.attributes["gen_ai.tool.call.id"].startswith("call_")

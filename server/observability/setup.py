@@ -16,15 +16,23 @@ from server import run_states
 from server.config import Settings
 from server.db import Database
 from server.models import Run, VectorStoreFile
-from server.observability import metrics, tracing
+from server.observability import log_context, metrics, tracing
 from server.observability.http import Observe
 from server.observability.usage import UsageObserver
 from server.runs.model_client import ModelClient
-from server.runs.observe import Observers
+from server.runs.observe import Observers, RunObserver
 from server.runs.runner import Runner
 from server.runs.worker import Worker
 
 log = logging.getLogger("assistd")
+
+
+class RunLogContext(RunObserver):
+    """Puts the run into the log context of the task that executes it, as it starts."""
+
+    async def run_status(self, run: Run, previous: str) -> None:
+        if run.status == run_states.IN_PROGRESS:
+            log_context.enter_run(run)
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Operations:
             app.add_middleware(Observe, metrics_on=self.settings.metrics_enabled, tracer=tracer)
 
     def observe(self, observers: Observers, db: Database, models: ModelClient) -> None:
+        observers.add(RunLogContext())  # first: the others' log records name the run
         if self.settings.metrics_enabled:
             observers.add(metrics.MetricsObserver())
         if self.provider is not None:

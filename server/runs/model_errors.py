@@ -16,7 +16,8 @@ import openai
 _REPR = re.compile(r"<[^<>]*\bobject at 0x[0-9a-fA-F]+>")
 _SSL = re.compile(r"\s*ssl:(?:default|None|False|True)?(?=[\s\[]|$)")
 _PREFIX = re.compile(
-    r"^(?:litellm\.\w+:\s*|\w+Exception\s*-\s*|Error code: \d+ - |APITimeoutError - |"
+    r"^(?:litellm\.\w+:\s*|\w+(?:Error|Exception):\s*|\w+Exception\s*-\s*|Error code: \d+ - |"
+    r"APITimeoutError - |"
     r"OpenAIException - |Error_str:\s*)+"
 )
 # Lines litellm appends about its router's state: meaningless to an API client.
