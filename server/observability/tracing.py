@@ -45,7 +45,12 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
 
 def start(env: Mapping[str, str] | None = None) -> TracerProvider | None:
     """A tracer provider exporting as the OTEL_* variables say, or None when off."""
-    env = os.environ if env is None else env
+    if env is None:
+        # compose passes unset settings through as empty strings; to the SDK an empty
+        # OTEL_* variable is a value (an empty endpoint, an unknown sampler).
+        for name in [k for k, v in os.environ.items() if k.startswith("OTEL_") and not v.strip()]:
+            del os.environ[name]
+        env = os.environ
     if not enabled(env):
         return None
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
