@@ -60,6 +60,13 @@ class ModelCatalog:
             return
         raise bad_request(self.client.unknown_model_message(model), param, "model_not_found")
 
+    def status(self) -> str:
+        """For /ready: whether any model is routed (the API refuses every model if not)."""
+        settings = self.settings
+        if self.client.routed or settings.model_base_url or settings.provider_models:
+            return "ok"
+        return "none routed: set MODEL_BASE_URL or MODELS_CONFIG"
+
     def configured(self) -> list[ModelEntry]:
         config = self.client.config
         created = int(config.path.stat().st_mtime) if config and config.path.exists() else 0

@@ -66,6 +66,14 @@ def routed_server(tmp_path_factory, scripted, second_model) -> Iterator[ServerPr
                 },
             },
             {
+                "model_name": "unreachable",  # nothing listens there; https, as in the issue
+                "litellm_params": {
+                    "model": "openai/gone-v1",
+                    "api_base": "https://127.0.0.1:9/v1",
+                    "api_key": "k",
+                },
+            },
+            {
                 "model_name": "hasty",
                 "litellm_params": {
                     "model": "openai/hasty-v1",
@@ -157,6 +165,17 @@ def test_litellm_params_timeout_ends_a_call_that_does_not_answer(routed_server, 
     assert "'hasty'" in run.last_error.message
     assert "did not answer within 1 s" in run.last_error.message
     assert time.monotonic() - started < 5
+
+
+def test_an_unreachable_endpoint_fails_the_run_with_what_to_do(routed_server) -> None:
+    """What failed and what to do, in words: no `ssl:<ssl.SSLContext object at 0x...>`."""
+    run = _run(routed_server, "unreachable")
+    assert run.status == "failed" and run.last_error.code == "server_error"
+    message = run.last_error.message
+    assert message.startswith("Could not reach the model endpoint serving 'unreachable'")
+    assert "Cannot connect to host 127.0.0.1:9" in message
+    assert "running and reachable from assistd" in message
+    assert "object at 0x" not in message and "<" not in message and "ssl:" not in message
 
 
 @pytest.fixture(scope="module")

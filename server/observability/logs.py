@@ -106,7 +106,7 @@ _level = logging.INFO
 def configure(level: str = "info", fmt: str = "text") -> None:
     """Install the one handler (again, replacing ours) and set every logger's level."""
     global _handler, _level
-    _level = logging.getLevelNamesMapping()[level.upper()]
+    _level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)

@@ -47,11 +47,51 @@ def clean(text: str, limit: int = 300) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it was raised from, outermost first (litellm wraps a refused
+    connection as InternalServerError("Connection error."); the address is inside)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _connection_failure(exc: BaseException) -> str | None:
+    """The most specific text of a connection failure in `exc`'s chain, if it is one."""
+    chain = _chain(exc)
+    if not any(isinstance(e, openai.APIConnectionError | ConnectionError) for e in chain):
+        return None
+    for inner in chain[1:]:  # the first words that say more than "Connection error."
+        text = clean(str(inner))
+        if text and text.rstrip(".").lower() != "connection error":
+            return text
+    return clean(str(exc)) or None
+
+
 def describe(exc: BaseException, model: str, route: str, timeout: float | None) -> ModelCallFailed:
     """Classify `exc`, raised calling `model` through `route` ("MODEL_BASE_URL",
     "MODELS_CONFIG", "the litellm provider 'x'"), into a ModelCallFailed."""
     detail = clean(str(exc)) or exc.__class__.__name__
     via = f"'{model}' ({route})"
+    chain = _chain(exc)
+    if any(isinstance(e, openai.APITimeoutError | TimeoutError) for e in chain):
+        exc = chain[
+            next(
+                i
+                for i, e in enumerate(chain)
+                if isinstance(e, openai.APITimeoutError | TimeoutError)
+            )
+        ]
+    elif (refused := _connection_failure(exc)) is not None and not isinstance(
+        exc, litellm.RateLimitError | openai.RateLimitError
+    ):
+        return ModelCallFailed(
+            "server_error",
+            f"Could not reach the model endpoint serving {via}: {refused}. Check that the "
+            "model server is running and reachable from assistd, then retry the run.",
+        )
     if isinstance(exc, litellm.ContextWindowExceededError):
         return ModelCallFailed(
             "invalid_prompt",
