@@ -218,6 +218,13 @@ class SandboxManager:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # For monitoring: sessions handed to a key, and sessions removed for idling.
+        self.sessions_started = 0
+        self.sessions_evicted = 0
+
+    def live_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
 
     # -- availability ----------------------------------------------------------------
 
@@ -316,6 +323,7 @@ class SandboxManager:
             session.key = key
             with self._lock:
                 self._sessions[key] = session
+                self.sessions_started += 1
             self._wake.set()  # refill the pool
             return session, True
 
@@ -352,6 +360,7 @@ class SandboxManager:
                 if s.dead or now - s.last_used > self.config.idle_ttl
             ]
             victims = [self._sessions.pop(k) for k in expired]
+            self.sessions_evicted += len(victims)
         for session in victims:
             session.close()
         return expired

@@ -11,17 +11,21 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
 from sandbox.sessions import SandboxManager
-from server import __version__, slow_work
+from server import __version__, docs_ui, slow_work
 from server.api_keys import KeyCache
 from server.config import Settings
 from server.db import Database, make_engine, migrate
 from server.errors import install_error_handlers
 from server.middleware import RequestId
+from server.models_catalog import ModelCatalog
+from server.observability.setup import Operations, log_routes
 from server.routers import (
     assistants,
     files,
     health,
     messages,
+    models,
+    operations,
     runs,
     steps,
     threads,
@@ -58,8 +62,16 @@ async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str 
     return manager, None
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_migrations: bool = True,
+    model_client: ModelClient | None = None,
+) -> FastAPI:
+    """`model_client`: one built (and its MODELS_CONFIG checked) before the app, as
+    `assistd serve` does to refuse a bad file with one line instead of a traceback."""
     settings = settings or Settings.from_env()
+    ops = Operations(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,32 +96,41 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         owner = worker_name()
         # Metrics, traces, usage and the inspector's model-call log observe runs here.
         app.state.observers = observers = Observers()
-        models = ModelClient(settings)
-        app.state.runner = runner = Runner(db, settings, bus, models, owner, tools, observers)
+        client = model_client or ModelClient(settings)
+        app.state.catalog = ModelCatalog(settings, client)
+        ops.observe(observers, db, client)
+        app.state.runner = runner = Runner(db, settings, bus, client, owner, tools, observers)
         # Without the worker loop this process still executes the runs it streams.
-        ingestor = Ingestor(db, settings, search, blobs, owner)
+        ingestor = Ingestor(db, settings, search, blobs, owner, observers)
         app.state.worker = worker = Worker(
             runner, claim_jobs=settings.run_worker, ingestor=ingestor
         )
         worker.start()
+        ops.start(engine, runner, worker, sandbox)
+        log_routes(settings, client)
         log.info("assistd %s ready (data dir %s)", __version__, settings.data_dir)
         try:
             yield
         finally:
             await worker.stop()
+            ops.stop()
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.close)
             app.state.engine.dispose()
 
-    app = FastAPI(title="assistd", version=__version__, lifespan=lifespan)
+    # FastAPI's /docs and /redoc load their assets from a CDN: docs_ui serves bundled ones.
+    app = FastAPI(
+        title="assistd", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(V1Compat)  # inside RequestId: OpenAI-Beta: assistants=v1 requests
+    ops.install(app)  # metrics and request spans, inside RequestId (they read its context)
     app.add_middleware(RequestId)
     # Routes are tried in order, so the busiest (messages, runs) come first. runs must
     # precede threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
     routers = (health, messages, runs, steps, threads, assistants, files, vector_stores)
-    for module in (*routers, vector_store_files):
+    for module in (*routers, vector_store_files, models, operations, docs_ui):
         add_routes(app, module.router)
     return app
 

@@ -27,7 +27,10 @@ def ready(request: Request) -> JSONResponse:
         checks["database"] = f"error: {exc.__class__.__name__}"
     ok = all(value == "ok" for value in checks.values())
     # Optional features are reported, not required: the API works without them.
-    features = {"code_interpreter": request.app.state.sandbox_status}
+    features = {
+        "code_interpreter": request.app.state.sandbox_status,
+        "models": request.app.state.catalog.status(),
+    }
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks, "features": features},
         200 if ok else 503,

@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from server.config import Settings
 from server.db import Database
 from server.models import StoredFile, VectorStore, VectorStoreFile
+from server.runs.observe import Observers
 from server.storage import BlobStore
 from server.tools.search_service import Ingested, IngestJob, SearchService
 
@@ -151,8 +152,10 @@ class Ingestor:
         search: SearchService,
         blobs: BlobStore,
         owner: str,
+        observers: Observers | None = None,
     ) -> None:
         self.db = db
+        self.observers = observers or Observers()
         self.settings = settings
         self.search = search
         self.blobs = blobs
@@ -217,6 +220,9 @@ class Ingestor:
                 result.error["code"] if result.error else f"{result.chunks} chunks",
                 (time.perf_counter() - started) * 1000,
             )
+            error = result.error["code"] if result.error else None
+            seconds = time.perf_counter() - started
+            await self.observers.ingest_ended(store_id, file_id, result.chunks, seconds, error)
         except asyncio.CancelledError:
             raise
         except Exception:  # keep the worker alive; the lease lapses and another retries
