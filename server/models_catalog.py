@@ -76,14 +76,14 @@ class ModelCatalog:
                 entries.append(ModelEntry(pattern, self.started, pattern.split("/", 1)[0]))
         return entries
 
-    async def list(self) -> list[ModelEntry]:
+    async def served(self) -> list[ModelEntry]:
         entries = {entry.id: entry for entry in self.configured()}
         for entry in await self.remote():
             entries.setdefault(entry.id, entry)
         return list(entries.values())
 
     async def get(self, model_id: str) -> ModelEntry:
-        for entry in await self.list():
+        for entry in await self.served():
             if entry.id == model_id:
                 return entry
         raise APIError(

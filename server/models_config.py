@@ -247,7 +247,11 @@ def _check_type(label: str, key: str, value: Any, problems: list[str]) -> None:
     expected = _NUMBERS.get(key)
     if expected is None:
         return
-    if isinstance(value, bool) or not isinstance(value, expected) or value < 0:
+    if not isinstance(value, expected) or not isinstance(value, int | float):
+        value_ok = False
+    else:  # bool is an int, but never a count or a number of seconds
+        value_ok = not isinstance(value, bool) and value >= 0
+    if not value_ok:
         kind = "a whole number" if expected is int else "a number"
         problems.append(f"{label} must be {kind} >= 0, not {value!r}")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
@@ -152,7 +152,7 @@ def model_label(model: str) -> str:
     return "other"
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: MutableMapping[str, Any]) -> str:
     """`/v1/threads/{thread_id}/runs`, never the ids themselves; `unmatched` for 404s."""
     route = scope.get("route")
     path = getattr(route, "path", None)

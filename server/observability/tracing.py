@@ -137,7 +137,7 @@ class TracingObserver(RunObserver):
 
     async def run_status(self, run: Run, previous: str) -> None:
         if run.status == run_states.IN_PROGRESS:
-            span = self.tracer.start_span(
+            self._runs[run.id] = self.tracer.start_span(
                 "invoke_agent",
                 kind=SpanKind.INTERNAL,
                 attributes={
@@ -146,7 +146,6 @@ class TracingObserver(RunObserver):
                     "gen_ai.request.model": run.model,
                 },
             )
-            self._runs[run.id] = span
             return
         span = self._runs.get(run.id)
         if span is None:

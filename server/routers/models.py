@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"], route_class=JSONRoute)
 
 @router.get("")
 async def list_models(project: Project, catalog: CatalogDep) -> ModelList:
-    return ModelList(data=[ModelObject(**entry.to_api()) for entry in await catalog.list()])
+    return ModelList(data=[ModelObject(**entry.to_api()) for entry in await catalog.served()])
 
 
 # `:path`: names such as `ollama_chat/llama3.1` or `Qwen/Qwen2.5-7B` hold slashes.
