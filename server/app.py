@@ -62,14 +62,7 @@ async def start_sandbox(settings: Settings) -> tuple[SandboxManager | None, str 
     return manager, None
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    run_migrations: bool = True,
-    model_client: ModelClient | None = None,
-) -> FastAPI:
-    """`model_client`: one built (and its MODELS_CONFIG checked) before the app, as
-    `assistd serve` does to refuse a bad file with one line instead of a traceback."""
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
     ops = Operations(settings)
 
@@ -96,7 +89,7 @@ def create_app(
         owner = worker_name()
         # Metrics, traces, usage and the inspector's model-call log observe runs here.
         app.state.observers = observers = Observers()
-        client = model_client or ModelClient(settings)
+        client = ModelClient(settings)
         app.state.catalog = ModelCatalog(settings, client)
         ops.observe(observers, db, client)
         app.state.runner = runner = Runner(db, settings, bus, client, owner, tools, observers)

@@ -19,8 +19,6 @@ from server.observability import logs
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from server.runs.model_client import ModelClient
-
 
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -31,18 +29,22 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _model_client(settings: Settings) -> ModelClient | None:
-    """The model routes, MODELS_CONFIG checked: None (after one line per problem on
-    stderr) when the file cannot be used."""
+def _models_config_ok(settings: Settings) -> bool:
+    """MODELS_CONFIG checked before the app is built: False (after one line per problem on
+    stderr) when the file cannot be used, instead of a traceback from the app's start-up
+    (which reads the file again when it builds its ModelClient from Settings)."""
     from server.models_config import ModelsConfigError
-    from server.runs.model_client import ModelClient
+    from server.models_config import load as load_models_config
 
+    if settings.models_config is None:
+        return True
     try:
-        return ModelClient(settings)
+        load_models_config(settings.models_config)
     except ModelsConfigError as exc:
         for line in str(exc).splitlines():
             print(f"assistd: {line}", file=sys.stderr)
-        return None
+        return False
+    return True
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -51,8 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = Settings.from_env()
-    client = _model_client(settings)
-    if client is None:
+    if not _models_config_ok(settings):
         return 2
     if args.no_worker:
         settings = dataclasses.replace(settings, run_worker=False)
@@ -65,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     uvicorn.run(
-        create_app(settings, model_client=client),
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_config=None,  # ours (server/observability/logs.py), set up in main()
@@ -104,10 +105,9 @@ def _worker(_: argparse.Namespace) -> int:
     from server.app import create_app
 
     settings = Settings.from_env()
-    client = _model_client(settings)
-    if client is None:
+    if not _models_config_ok(settings):
         return 2
-    app = create_app(settings, model_client=client)
+    app = create_app(settings)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -138,7 +138,7 @@ def split_list(raw: str | None) -> tuple[str, ...]:
 def _on(raw: str | None, default: bool) -> bool:
     if not raw:
         return default
-    return raw.strip().lower() not in ("off", "0", "false", "no")
+    return raw.strip().lower() not in _OFF
 
 
 def usable_cpus() -> int:

@@ -123,11 +123,10 @@ _PLAIN_ROUTER_SETTINGS = {"fallbacks", "context_window_fallbacks", "content_poli
 
 
 class ModelClient:
-    def __init__(self, settings: Settings, config: ModelsConfig | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.config = config
-        if config is None and settings.models_config:
-            self.config = config = models_config.load(settings.models_config)
+        config = models_config.load(settings.models_config) if settings.models_config else None
+        self.config: ModelsConfig | None = config
         self.router: litellm.Router | None = None
         self.routed: set[str] = set()
         self.direct: dict[str, dict[str, Any]] = {}
@@ -142,8 +141,9 @@ class ModelClient:
             self.routed = set(config.names)
             if set(config.router_settings) <= _PLAIN_ROUTER_SETTINGS | {"timeout"}:
                 self.direct = direct_routes(config.model_list, config.fallbacks)
-            if config.drop_params is not None:
-                litellm.drop_params = config.drop_params
+        # litellm_settings.drop_params, passed with each call rather than set on the
+        # litellm module, so that it stays this client's setting.
+        self.drop_params = config.drop_params if config is not None else None
 
     def provider_allowed(self, model: str) -> bool:
         """A provider-prefixed name clients may use directly (ASSISTD_PROVIDER_MODELS)."""
@@ -218,6 +218,8 @@ class ModelClient:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self.drop_params is not None:
+            common["drop_params"] = self.drop_params
         kind = self.kind(request.model)
         if kind == "direct":
             # Defaults first: the entry's own num_retries or timeout win, and are never
