@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from swagger_ui_bundle import swagger_ui_path
 
 from server.api_keys import KeyCache
+from server.deps import AppSettings
 from server.errors import APIError
 
 router = APIRouter(include_in_schema=False)
@@ -40,10 +41,7 @@ def _key(request: Request) -> str | None:
 
 
 async def _allowed(request: Request) -> bool:
-    state = request.app.state
-    cache: KeyCache | None = getattr(state, "key_cache", None)
-    if cache is None:
-        cache = state.key_cache = KeyCache(state.engine, state.settings.api_keys)
+    cache: KeyCache = request.app.state.key_cache  # built in the app's lifespan
     if not await cache.auth_required():
         return True
     key = _key(request)
@@ -51,8 +49,8 @@ async def _allowed(request: Request) -> bool:
 
 
 @router.get("/docs")
-async def docs(request: Request) -> Response:
-    if not request.app.state.settings.docs_enabled:
+async def docs(request: Request, settings: AppSettings) -> Response:
+    if not settings.docs_enabled:
         raise HTTPException(404)
     if not await _allowed(request):
         error = APIError(
@@ -77,7 +75,7 @@ async def docs(request: Request) -> Response:
 
 
 @router.get("/docs/static/{name}")
-async def docs_asset(name: str, request: Request) -> FileResponse:
-    if not request.app.state.settings.docs_enabled or name not in FILES:
+async def docs_asset(name: str, settings: AppSettings) -> FileResponse:
+    if not settings.docs_enabled or name not in FILES:
         raise HTTPException(404)
     return FileResponse(ASSETS / name, headers={"Cache-Control": "max-age=86400"})

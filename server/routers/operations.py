@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlmodel import Session
 from starlette.exceptions import HTTPException
 
 from server.config import Settings
+from server.deps import DB, AppSettings
 from server.errors import APIError, bad_request
 from server.observability import metrics, usage
 
@@ -38,8 +38,7 @@ def is_loopback(host: str | None) -> bool:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics_page(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
+async def metrics_page(request: Request, settings: AppSettings) -> Response:
     if not settings.metrics_enabled or settings.metrics_port is not None:
         raise HTTPException(404)
     if settings.metrics_key:
@@ -55,8 +54,7 @@ async def metrics_page(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def require_admin(request: Request) -> None:
-    settings: Settings = request.app.state.settings
+def require_admin(request: Request, settings: Settings) -> None:
     if not settings.admin_key:
         raise APIError(
             403, "Admin endpoints are off: set ASSISTD_ADMIN_KEY and send it as a Bearer key."
@@ -70,6 +68,8 @@ def require_admin(request: Request) -> None:
 @router.get("/admin/usage")
 def admin_usage(
     request: Request,
+    settings: AppSettings,
+    db: DB,
     start: Annotated[str | None, Query(description="first UTC day, YYYY-MM-DD")] = None,
     end: Annotated[str | None, Query(description="last UTC day, YYYY-MM-DD")] = None,
     project: str | None = None,
@@ -77,7 +77,7 @@ def admin_usage(
     group_by: Annotated[str | None, Query(description="day,project,model")] = None,
 ) -> dict[str, Any]:
     """Token usage and cost summed per day, project and model (or the chosen groups)."""
-    require_admin(request)
+    require_admin(request, settings)
     try:
         query = usage.UsageQuery(
             start=usage.parse_day(start, "start"),
@@ -88,8 +88,7 @@ def admin_usage(
         )
     except ValueError as exc:
         raise bad_request(str(exc), param="group_by" if "group_by" in str(exc) else None) from exc
-    with Session(request.app.state.engine) as session:
-        rows = usage.summarise(session, query)
+    rows = usage.summarise(db, query)
     total = {
         key: sum(row[key] for row in rows)
         for key in ("model_calls", "input_tokens", "output_tokens", "cost")
