@@ -18,6 +18,11 @@ request pool to the CPUs (ASSISTD_REQUEST_THREADS, see server/config.py).
 
     .venv/bin/python bench/api_crud.py            # full run, ~1.5 min
     .venv/bin/python bench/api_crud.py --quick    # smoke run, < 30 s
+
+`--observability all|metrics|traces` measures the cost of operations instead: our server
+with Prometheus metrics and/or OpenTelemetry traces on (spans exported over OTLP/HTTP to a
+receiver in this process) against our server with both off, in the same alternating
+rounds, and prints the server's CPU per request for each.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.common import cpu_seconds  # noqa: E402
 from server.config import Settings  # noqa: E402
+from tests.support.otlp_receiver import OTLPReceiver  # noqa: E402
 from tests.support.server_process import ServerProcess  # noqa: E402
 
 TARGET_P50_MS = 3.0
@@ -183,6 +189,7 @@ class Result:
     errors: int
     server_cpu: float  # CPU-seconds per wall-second during the throughput window
     client_cpu: float
+    cpu_ms: float  # server CPU per request during the throughput windows
 
 
 def sequential(client: httpx.Client, method: str, path: str, n: int) -> list[float]:
@@ -254,10 +261,11 @@ def measure(
     VM falls on both alike: latency in `args.rounds` blocks of sequential requests each,
     throughput in `args.rounds` windows each. Returns results per server and case, and
     the ours/baseline throughput ratio of each round per case."""
+    subject, reference = list(procs)
     cases = {label: setup(proc, args) for label, proc in procs.items()}
     results: dict[str, dict[str, Result]] = {label: {} for label in procs}
     ratios: dict[str, list[float]] = {}
-    for name in cases["ours"]:
+    for name in cases[subject]:
         clients = {
             label: httpx.Client(base_url=proc.base_url, timeout=30) for label, proc in procs.items()
         }
@@ -296,43 +304,49 @@ def measure(
                 errors=int(errors),
                 server_cpu=srv / wall,
                 client_cpu=cli / wall,
+                cpu_ms=srv / max(count, 1) * 1000,
             )
         ratios[name] = [
             (o[0] / o[2]) / (b[0] / b[2])
-            for o, b in zip(tallies["ours"], tallies["baseline"], strict=True)
+            for o, b in zip(tallies[subject], tallies[reference], strict=True)
         ]
     return results, ratios
 
 
 def report(
-    ours: dict[str, Result],
-    base: dict[str, Result],
+    results: dict[str, dict[str, Result]],
     ratios: dict[str, list[float]],
     args: argparse.Namespace,
 ) -> None:
+    subject, reference = list(results)
+    ours, base = results[subject], results[reference]
     print(f"\n{os.cpu_count()} CPU cores, shared by load generator and server (one at a time).")
     print(
         f"latency: {args.requests} sequential keep-alive requests after {args.warmup} warm-up;"
         f" throughput: {args.seconds:g} s with {args.concurrency} client threads (sync httpx);"
         f" each in {args.rounds} rounds alternating between the servers."
     )
-    print("CPU columns: CPU-seconds per wall-second during the throughput window.\n")
+    print("CPU columns: CPU-seconds per wall-second during the throughput window;")
+    print("CPU ms/req: the server's CPU per request in those windows.\n")
     head = f"{'endpoint':<15} {'server':<9} {'p50 ms':>7} {'p99 ms':>7} {'req/s':>8}"
-    print(head + f" {'errors':>6} {'srv CPU':>7} {'cli CPU':>7}")
+    print(head + f" {'errors':>6} {'srv CPU':>7} {'cli CPU':>7} {'CPU ms/req':>10}")
     for name in ours:
-        for label, r in (("ours", ours[name]), ("baseline", base[name])):
+        for label, r in ((subject, ours[name]), (reference, base[name])):
             print(
                 f"{name:<15} {label:<9} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.rps:8.0f}"
-                f" {r.errors:6d} {r.server_cpu:7.2f} {r.client_cpu:7.2f}"
+                f" {r.errors:6d} {r.server_cpu:7.2f} {r.client_cpu:7.2f} {r.cpu_ms:10.3f}"
             )
-    print("\nours / baseline (throughput: the median of the rounds' ratios, then each round):")
+    print(f"\n{subject} / {reference} (throughput: the median of the rounds' ratios, then each):")
     for name in ours:
         o, b = ours[name], base[name]
         rounds = " ".join(f"{r:.2f}" for r in ratios[name])
         print(
             f"  {name:<15} p50 x{o.p50_ms / b.p50_ms:.2f}  p99 x{o.p99_ms / b.p99_ms:.2f}"
             f"  throughput x{statistics.median(ratios[name]):.2f}  ({rounds})"
+            f"  CPU/req {o.cpu_ms - b.cpu_ms:+.3f} ms (x{o.cpu_ms / b.cpu_ms:.2f})"
         )
+    if args.observability:
+        return
     print("\ntargets:")
     for name in ours:
         o, b = ours[name], base[name]
@@ -345,6 +359,15 @@ def report(
         print(line.ljust(50) + ("PASS" if ok else "MISS"))
 
 
+def observability_servers(tmp: Path, mode: str, endpoint: str) -> list[tuple[str, ServerProcess]]:
+    """Ours with `mode` on, and ours with metrics and traces off."""
+    on: dict[str, str] = {"ASSISTD_METRICS": "on" if mode in ("all", "metrics") else "off"}
+    if mode in ("all", "traces"):
+        on |= {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    off = {"ASSISTD_METRICS": "off"}
+    return [(mode, ServerProcess(tmp / mode, env=on)), ("off", ServerProcess(tmp / "off", env=off))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (< 30 s)")
@@ -354,6 +377,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="alternating rounds per case (5)")
     parser.add_argument("--concurrency", type=int, default=16, help="in-flight requests")
     parser.add_argument("--messages", type=int, default=50, help="messages in the list thread")
+    parser.add_argument(
+        "--observability",
+        choices=("all", "metrics", "traces"),
+        help="compare ours with metrics and/or traces on against ours with both off",
+    )
     parser.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -368,15 +396,26 @@ def main() -> None:
     args.rounds = args.rounds or (2 if quick else 5)
     with tempfile.TemporaryDirectory(prefix="assistd-bench-") as tmp:
         procs: dict[str, ServerProcess] = {}
+        receiver = OTLPReceiver().start() if args.observability else None
         try:
-            for label, cls in (("ours", ServerProcess), ("baseline", BaselineProcess)):
-                procs[label] = cls(Path(tmp) / label).start()
-                print(f"{label} at {procs[label].base_url}", flush=True)
+            if receiver is not None:
+                servers = observability_servers(Path(tmp), args.observability, receiver.endpoint)
+            else:
+                servers = [
+                    ("ours", ServerProcess(Path(tmp) / "ours")),
+                    ("baseline", BaselineProcess(Path(tmp) / "baseline")),
+                ]
+            for label, proc in servers:
+                procs[label] = proc.start()
+                print(f"{label} at {proc.base_url}", flush=True)
             results, ratios = measure(procs, args)
         finally:
             for proc in procs.values():
                 proc.stop()
-    report(results["ours"], results["baseline"], ratios, args)
+            if receiver is not None:
+                receiver.stop()
+                print(f"\nspans received over OTLP: {len(receiver.spans)}")
+    report(results, ratios, args)
 
 
 if __name__ == "__main__":

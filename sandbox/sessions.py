@@ -81,6 +81,13 @@ class SandboxManager:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # For monitoring: sessions handed to a key, and sessions removed for idling.
+        self.sessions_started = 0
+        self.sessions_evicted = 0
+
+    def live_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
 
     # -- availability ----------------------------------------------------------------
 
@@ -163,6 +170,7 @@ class SandboxManager:
                 session.last_used = time.monotonic()
                 with self._lock:
                     self._sessions[key] = session
+                    self.sessions_started += 1
             finally:
                 with self._lock:
                     self._starting -= 1
@@ -288,6 +296,7 @@ class SandboxManager:
             victims = [self._sessions.pop(k) for k in expired]
             for key, session in zip(expired, victims, strict=True):
                 self._note(key, _ended_note(session) if session.dead else self._idle_note())
+            self.sessions_evicted += len(victims)
             victims += self._closing
             self._closing = []
         for session in victims:

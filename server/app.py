@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sandbox import image as sandbox_image
 from sandbox import packages as sandbox_packages
 from sandbox.sessions import SandboxManager
-from server import __version__, openapi, slow_work, url_policy
+from server import __version__, docs_ui, openapi, slow_work, url_policy
 from server.api_keys import KeyCache
 from server.body_guard import BodyGuard
 from server.config import Settings
@@ -24,12 +24,16 @@ from server.errors import install_error_handlers
 from server.inspector import page
 from server.inspector.recorder import RunRecorder, purge_chore
 from server.middleware import RequestId
+from server.models_catalog import ModelCatalog
+from server.observability.setup import Operations, log_routes
 from server.routers import (
     assistants,
     files,
     health,
     inspect,
     messages,
+    models,
+    operations,
     runs,
     steps,
     threads,
@@ -81,6 +85,7 @@ async def start_sandbox(
 
 def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> FastAPI:
     settings = settings or Settings.from_env()
+    ops = Operations(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,21 +116,25 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
         owner = worker_name()
         # Metrics, traces, usage and the inspector's model-call log observe runs here.
         app.state.observers = observers = Observers()
-        models = ModelClient(settings)
-        app.state.runner = runner = Runner(db, settings, bus, models, owner, tools, observers)
+        client = ModelClient(settings)
+        app.state.catalog = ModelCatalog(settings, client)
+        ops.observe(observers, db, client)
+        app.state.runner = runner = Runner(db, settings, bus, client, owner, tools, observers)
         # Without the worker loop this process still executes the runs it streams.
         chores: list[Chore] = []
         recorder = None
         if settings.model_call_log:  # the inspector's run records
-            recorder = RunRecorder(db, settings, models)
+            recorder = RunRecorder(db, settings, client)
             observers.add(recorder)
             purge = purge_chore(db, settings)
             chores += [purge] if purge else []
-        ingestor = Ingestor(db, settings, search, blobs, owner)
+        ingestor = Ingestor(db, settings, search, blobs, owner, observers)
         app.state.worker = worker = Worker(
             runner, claim_jobs=settings.run_worker, ingestor=ingestor, chores=chores
         )
         worker.start()
+        ops.start(engine, runner, worker, sandbox)
+        log_routes(settings, client)
         log.info("assistd %s ready (data dir %s)", __version__, settings.data_dir)
         try:
             yield
@@ -133,22 +142,27 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             await worker.stop()
             if recorder is not None:
                 await recorder.drain()
+            ops.stop()
             if sandbox is not None:
                 await asyncio.to_thread(sandbox.close)
             app.state.engine.dispose()
 
-    app = FastAPI(title="assistd", version=__version__, lifespan=lifespan)
+    # FastAPI's /docs and /redoc load their assets from a CDN: docs_ui serves bundled ones.
+    app = FastAPI(
+        title="assistd", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(V1Compat)  # inside RequestId: OpenAI-Beta: assistants=v1 requests
     app.add_middleware(BodyGuard, max_bytes=settings.max_json_bytes)  # size, then content
+    ops.install(app)  # metrics and request spans, inside RequestId (they read its context)
     app.add_middleware(RequestId)
     openapi.install(app)
     url_policy.policy.allow_local = settings.allow_local_image_urls
     # Routes are tried in order, so the busiest (messages, runs) come first. runs must
     # precede threads: POST /v1/threads/runs must not match /v1/threads/{thread_id}.
     routers = (health, messages, runs, steps, threads, assistants, files, vector_stores)
-    for module in (*routers, vector_store_files, inspect, page):
+    for module in (*routers, vector_store_files, models, operations, docs_ui, inspect, page):
         add_routes(app, module.router)
     return app
 

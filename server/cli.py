@@ -1,4 +1,5 @@
-"""`assistd` command line: serve, worker, migrate, keys, sandbox, bundle and doctor."""
+"""assistd: an OpenAI Assistants API v2 server. Commands: serve, worker, migrate, keys,
+sandbox, models, usage, doctor and bundle."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import argparse
 import dataclasses
 import datetime
 import ipaddress
-import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from server import __version__, cli_ops
 from server.config import Settings
+from server.observability import logs
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -26,12 +29,32 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _models_config_ok(settings: Settings) -> bool:
+    """MODELS_CONFIG checked before the app is built: False (after one line per problem on
+    stderr) when the file cannot be used, instead of a traceback from the app's start-up
+    (which reads the file again when it builds its ModelClient from Settings)."""
+    from server.models_config import ModelsConfigError
+    from server.models_config import load as load_models_config
+
+    if settings.models_config is None:
+        return True
+    try:
+        load_models_config(settings.models_config)
+    except ModelsConfigError as exc:
+        for line in str(exc).splitlines():
+            print(f"assistd: {line}", file=sys.stderr)
+        return False
+    return True
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
 
     settings = Settings.from_env()
+    if not _models_config_ok(settings):
+        return 2
     if args.no_worker:
         settings = dataclasses.replace(settings, run_worker=False)
     if not _is_loopback(args.host) and not args.allow_insecure and not _keys_configured(settings):
@@ -46,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings),
         host=args.host,
         port=args.port,
+        log_config=None,  # ours (server/observability/logs.py), set up in main()
         log_level=args.log_level,
         access_log=args.access_log,
         # uvicorn annotates this int, and takes any number of seconds (call_later).
@@ -80,7 +104,10 @@ def _worker(_: argparse.Namespace) -> int:
 
     from server.app import create_app
 
-    app = create_app(Settings.from_env())
+    settings = Settings.from_env()
+    if not _models_config_ok(settings):
+        return 2
+    app = create_app(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -208,17 +235,61 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _log_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """--log-level / --log-format, accepted before or after the subcommand. Subcommands
+    default to SUPPRESS so that they do not overwrite a value given before them."""
+    env_level = os.environ.get("ASSISTD_LOG_LEVEL", "info").lower()
+    env_format = os.environ.get("ASSISTD_LOG_FORMAT", "text").lower()
+    # ArgumentDefaultsHelpFormatter leaves SUPPRESS out: say the default ourselves.
+    level_default = "" if defaults else f" (default: {env_level})"
+    format_default = "" if defaults else f" (default: {env_format})"
+    parser.add_argument(
+        "--log-level",
+        choices=logs.LEVELS,
+        type=str.lower,
+        default=env_level if defaults else argparse.SUPPRESS,
+        help="log level of assistd and uvicorn; libraries log warnings only, unless debug "
+        f"(env ASSISTD_LOG_LEVEL){level_default}",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        type=str.lower,
+        default=env_format if defaults else argparse.SUPPRESS,
+        help="text, or one JSON object per line with request_id, project and run_id "
+        f"(env ASSISTD_LOG_FORMAT){format_default}",
+    )
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in every option's help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assistd", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(prog="assistd", description=__doc__, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"assistd {__version__}")
+    _log_options(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _log_options(common, defaults=False)
+
+    def command(subparsers: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(  # type: ignore[no-any-return]
+            name, help=help_text, description=help_text, parents=[common], formatter_class=_Help
+        )
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = command(sub, "serve", "run the HTTP API (and the worker loop)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind")
     serve.add_argument(
         "--allow-insecure", action="store_true", help="bind beyond loopback without API keys"
     )
-    serve.add_argument("--log-level", default="info")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="log each request (with its request id and project)",
+    )
     serve.add_argument(
         "--no-worker",
         action="store_true",
@@ -226,28 +297,28 @@ def build_parser() -> argparse.ArgumentParser:
         "(a streaming request still executes its own run)",
     )
     serve.set_defaults(func=_serve)
-    worker = sub.add_parser("worker", help="execute runs only (no HTTP); pairs with --no-worker")
+    worker = command(sub, "worker", "execute runs only (no HTTP); pairs with serve --no-worker")
     worker.set_defaults(func=_worker)
-    mig = sub.add_parser("migrate", help="apply database migrations and exit")
+    mig = command(sub, "migrate", "apply database migrations and exit")
     mig.set_defaults(func=_migrate)
-    keys = sub.add_parser("keys", help="API keys stored in the database")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="make a key; printed once, only its hash kept")
+    keys = command(sub, "keys", "API keys stored in the database")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = command(keys_sub, "create", "make a key; printed once, only its hash kept")
     create.add_argument("--project", required=True, help="the project the key's callers act in")
     create.set_defaults(func=_keys_create)
-    listing = keys_sub.add_parser("list", help="every key: id, prefix, project, created, revoked")
+    listing = command(keys_sub, "list", "every key: id, prefix, project, created, revoked")
     listing.set_defaults(func=_keys_list)
-    revoke = keys_sub.add_parser("revoke", help="refuse a key from now on (within seconds)")
+    revoke = command(keys_sub, "revoke", "refuse a key from now on (within seconds)")
     revoke.add_argument("key", help="the key's id (key_...), its listed prefix, or the key")
     revoke.set_defaults(func=_keys_revoke)
-    doctor = sub.add_parser("doctor", help="find and repair rows the API cannot read back")
+    doctor = command(sub, "doctor", "find and repair rows the API cannot read back")
     doctor.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     doctor.set_defaults(func=_doctor)
-    sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
-    build = sandbox_sub.add_parser("build", help="build the image without a registry")
+    sandbox = command(sub, "sandbox", "the code-interpreter sandbox image")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
+    build = command(sandbox_sub, "build", "build the image without a registry")
     build.add_argument("--if-missing", action="store_true", help="do nothing if it exists")
-    build.add_argument("--tag", default=None, help="image tag (default ASSISTD_SANDBOX_IMAGE)")
+    build.add_argument("--tag", default=None, help="image tag (default: ASSISTD_SANDBOX_IMAGE)")
     build.add_argument(
         "--packages",
         default=None,
@@ -258,11 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--base", default=None, help="add the packages as a layer over this existing image"
     )
     build.set_defaults(func=_sandbox_build)
-    status = sandbox_sub.add_parser("status", help="can code_interpreter run here?")
+    status = command(sandbox_sub, "status", "can code_interpreter run here?")
     status.set_defaults(func=_sandbox_status)
+    cli_ops.add_commands(sub, command)
     from server.bundle.cli import add_parser as add_bundle_parser
 
-    add_bundle_parser(sub)
+    add_bundle_parser(sub, command)
     return parser
 
 
@@ -315,8 +387,10 @@ def _sandbox_status(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level, args.log_format)
+    if getattr(args, "func", None) is None:  # `assistd` alone: what can it do?
+        parser.print_help()
+        return 0
     return int(args.func(args))

@@ -72,6 +72,19 @@ class Settings:
     model_call_log: bool = True
     model_call_max_bytes: int = 256 * 1024
     model_call_retention_days: float = 30.0
+    # Provider-prefixed model names (`anthropic/...`) clients may use without a
+    # MODELS_CONFIG entry: fnmatch patterns. None by default, so a key holder cannot
+    # reach a hosted provider the operator did not route.
+    provider_models: tuple[str, ...] = ()
+    # Operations: /metrics (on; loopback callers need no key), its key and own port.
+    metrics_enabled: bool = True
+    metrics_key: str | None = None
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    # A streamed run sends an SSE comment this often while it waits (proxies' idle cuts).
+    sse_keepalive_seconds: float = 15.0
+    docs_enabled: bool = True  # /docs: Swagger UI from bundled assets
+    admin_key: str | None = None  # usage endpoints: /admin/usage
 
     @property
     def chroma_dir(self) -> Path:
@@ -112,11 +125,7 @@ class Settings:
             sandbox_enabled=(env.get("ASSISTD_SANDBOX") or "auto").lower() != "off",
             chroma_url=env.get("CHROMA_URL") or None,
             embedding_model=env.get("ASSISTD_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
-            embedding_models=tuple(
-                name.strip()
-                for name in (env.get("ASSISTD_EMBEDDING_MODELS") or "").split(",")
-                if name.strip()
-            ),
+            embedding_models=split_list(env.get("ASSISTD_EMBEDDING_MODELS")),
             ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
             onnx_queries=(env.get("ASSISTD_ONNX_QUERIES") or "on").lower() not in _OFF,
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
@@ -130,7 +139,27 @@ class Settings:
             model_call_retention_days=max(
                 0.0, float(env.get("ASSISTD_MODEL_CALL_RETENTION_DAYS") or 30)
             ),
+            provider_models=split_list(env.get("ASSISTD_PROVIDER_MODELS")),
+            metrics_enabled=_on(env.get("ASSISTD_METRICS"), default=True),
+            metrics_key=env.get("ASSISTD_METRICS_KEY") or None,
+            metrics_port=int(env["ASSISTD_METRICS_PORT"])
+            if env.get("ASSISTD_METRICS_PORT")
+            else None,
+            metrics_address=env.get("ASSISTD_METRICS_ADDRESS") or "127.0.0.1",
+            sse_keepalive_seconds=float(env.get("ASSISTD_SSE_KEEPALIVE_SECONDS") or 15),
+            docs_enabled=_on(env.get("ASSISTD_DOCS"), default=True),
+            admin_key=env.get("ASSISTD_ADMIN_KEY") or None,
         )
+
+
+def split_list(raw: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (raw or "").split(",") if item.strip())
+
+
+def _on(raw: str | None, default: bool) -> bool:
+    if not raw:
+        return default
+    return raw.strip().lower() not in _OFF
 
 
 def _flag(value: str | None) -> bool:

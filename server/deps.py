@@ -25,6 +25,8 @@ from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT, Settings
 from server.crud.pagination import ListParams
 from server.errors import APIError
+from server.models_catalog import ModelCatalog
+from server.observability import log_context
 from server.runs.runner import Runner
 from server.runs.worker import Worker
 from server.tools.search_service import SearchService
@@ -51,9 +53,11 @@ async def current_project(request: Request) -> str:
     (`assistd keys create`); while neither holds any, every caller is in the default
     project. Lookups are cached for a few seconds (server/api_keys.py)."""
     try:
-        return await _project(request)
+        project = await _project(request)
     except UNAVAILABLE as exc:
         raise database_unavailable(exc) from exc
+    log_context.note_project(project)
+    return project
 
 
 async def _project(request: Request) -> str:
@@ -125,9 +129,15 @@ async def sandbox_manager(request: Request) -> SandboxManager | None:
     return sandbox
 
 
+async def model_catalog(request: Request) -> ModelCatalog:
+    catalog: ModelCatalog = request.app.state.catalog
+    return catalog
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
 Search = Annotated[SearchService, Depends(search_service)]
 Embeddings = Annotated[EmbeddingModels, Depends(embedding_models)]
+CatalogDep = Annotated[ModelCatalog, Depends(model_catalog)]
 RunnerDep = Annotated[Runner, Depends(run_runner)]
 WorkerDep = Annotated[Worker, Depends(run_worker)]
 Sandbox = Annotated[SandboxManager | None, Depends(sandbox_manager)]

@@ -10,6 +10,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.observability import log_context
+
 log = logging.getLogger("assistd")
 
 _SERVER_ERROR = {
@@ -37,6 +39,9 @@ class RequestId:
                 break
         if not request_id:
             request_id = f"req_{uuid.uuid4().hex}".encode()
+        scope.setdefault("state", {})["request_id"] = request_id
+        # Every log record of this request names it (and its project, once known).
+        token = log_context.begin_request(request_id.decode(errors="replace"))
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -64,3 +69,5 @@ class RequestId:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+        finally:
+            log_context.end(token)

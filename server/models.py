@@ -279,6 +279,29 @@ class ApiKey(SQLModel, table=True):
     revoked_at: int | None = None
 
 
+class ModelUsage(SQLModel, table=True):
+    """One finished model call's tokens and cost, written as the call ends (so usage
+    survives restarts and sums across replicas). Accounting, not thread data: rows stay
+    when the thread or run is deleted."""
+
+    __tablename__ = "model_usage"
+    __table_args__ = (
+        Index("ix_model_usage_day_project", "day", "project"),
+        Index("ix_model_usage_project_day", "project", "day"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    project: str = Field(max_length=128)
+    day: str = Field(max_length=10)  # UTC, YYYY-MM-DD
+    model: str = Field(max_length=256)
+    run_id: str = Field(max_length=64)
+    thread_id: str = Field(max_length=64)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0  # US dollars
+    created_at: int
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for prebuilt Core statements (SQLModel does not declare
     `__table__` to type checkers)."""

@@ -52,7 +52,12 @@ class Deployment:
         self.servers: list[ServerProcess] = []
 
     def start(self, name: str, env: dict[str, str] | None = None, *args: str) -> ServerProcess:
-        env = {"DATABASE_URL": self.database_url, "ASSISTD_SANDBOX": "off", **(env or {})}
+        env = {
+            "DATABASE_URL": self.database_url,
+            "ASSISTD_SANDBOX": "off",
+            "MODEL_BASE_URL": "http://127.0.0.1:9/v1",  # a route, never called: names are valid
+            **(env or {}),
+        }
         proc = ServerProcess(self.root / name, env=env, args=list(args)).start()
         self.servers.append(proc)
         return proc

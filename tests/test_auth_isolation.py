@@ -83,7 +83,10 @@ def test_other_project_sees_nothing(client: OpenAI, other_client: OpenAI, text_f
 
 
 def test_without_keys_any_bearer_is_the_default_project(tmp_path) -> None:
-    proc = ServerProcess(tmp_path / "open").start()
+    # A catch-all model endpoint (never called here): without any route, every model
+    # name is refused at assistant creation.
+    proc = ServerProcess(tmp_path / "open", env={"MODEL_BASE_URL": "http://127.0.0.1:9/v1"})
+    proc.start()
     try:
         one = make_client(proc.base_url, "anything-locally")
         two = make_client(proc.base_url, "something-else")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from openai import AssistantEventHandler, OpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import KEY_ALPHA, make_client, server_env
 from tests.support.docker_check import require_sandbox
@@ -405,6 +406,18 @@ def test_idle_sessions_expire_after_the_ttl(
         time.sleep(3.5)  # idle past the 1 s TTL and a reaper pass
         _, gone = run_code(client, model, coder.id, thread.id, "print(remembered)")
         assert "NameError" in logs_of(gone)
+        # The same, as /metrics tells an operator (prometheus-client's own parser).
+        text = httpx.get(f"{proc.base_url}/metrics").text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("assistd_sandbox_sessions_started", ())] == 2
+        assert samples[("assistd_sandbox_sessions_evicted", ())] == 1
+        assert samples[("assistd_sandbox_sessions_live", ())] == 1
+        ok = (("kind", "code_interpreter"), ("outcome", "ok"))
+        assert samples[("assistd_tool_executions_total", ok)] == 3
     finally:
         proc.stop()
 

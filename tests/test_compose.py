@@ -63,7 +63,8 @@ def test_services_profiles_and_volumes_are_there(compose: dict[str, Any]) -> Non
     assert services["sandbox-image"]["build"] == "./sandbox"
     assert services["ollama"]["profiles"] == ["ollama"]
     assert services["ollama"]["image"].startswith("ollama/ollama")
-    for name in ("postgres", "chroma", "api", "ollama"):
+    # Every service that keeps running has a health check (one-shot ones do not run on).
+    for name in ("postgres", "chroma", "api", "worker", "ollama"):
         assert services[name]["healthcheck"]["test"], name
     assert "/ready" in " ".join(services["api"]["healthcheck"]["test"])
     assert set(compose["volumes"]) >= {"pgdata", "chroma", "files"}
@@ -142,3 +143,82 @@ def test_every_assistd_command_parses_with_the_real_cli(compose: dict[str, Any])
     api = parsed["api"]
     assert api.command == "serve" and api.host == "0.0.0.0" and api.port == 8000
     assert api.no_worker and not api.allow_insecure  # keys are required, never open
+
+
+def test_every_setting_passes_through_env_and_is_documented(compose: dict[str, Any]) -> None:
+    """.env.example lists every variable compose reads, each is documented, and an unset
+    model route stays unset (no service that the default profile lacks)."""
+    text = COMPOSE.read_text()
+    used = set(re.findall(r"\$\{([A-Z_]+)", text))
+    example = (REPO / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z_]+)=", example, re.M))
+    assert used == listed
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    assert not [name for name in listed if f"`{name}`" not in docs]
+    env = compose["services"]["api"]["environment"]
+    assert with_defaults(env["MODEL_BASE_URL"]) == ""
+    assert "ollama" not in with_defaults(str(env))
+
+
+def test_scripts_dockerd_says_how_to_install_docker_when_it_is_missing(tmp_path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "mkdir", "cat", "seq", "sleep", "tail"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    done = subprocess.run(
+        [str(bin_dir / "bash"), str(REPO / "scripts" / "dockerd")],
+        env={"PATH": str(bin_dir), "ASSISTD_DOCKER_ROOT": str(tmp_path / "docker")},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1 and done.stdout == ""  # `eval "$(...)"` gets nothing
+    assert "apt-get install docker.io" in done.stderr
+
+
+def test_the_worker_health_check_passes_against_a_real_worker(tmp_path) -> None:
+    """The check compose runs in the worker container, against `assistd worker` with its
+    metrics port: healthy once the loop has ticked."""
+    import socket
+    import sys
+    import time
+
+    from tests.support.server_process import SERVER_PYTHON, free_port
+
+    compose_file = yaml.safe_load(COMPOSE.read_text())
+    worker = compose_file["services"]["worker"]
+    port = free_port()
+    test = worker["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"] and worker["environment"]["ASSISTD_METRICS_PORT"]
+    check = [sys.executable, *test[2:]]
+    check[-1] = check[-1].replace(str(worker["environment"]["ASSISTD_METRICS_PORT"]), str(port))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "ASSISTD_DATA_DIR": str(tmp_path),
+        "ASSISTD_SANDBOX": "off",
+        "ASSISTD_METRICS_PORT": str(port),
+        "ASSISTD_WORKER_POLL_SECONDS": "0.2",
+    }
+    proc = subprocess.Popen(
+        [SERVER_PYTHON, "-m", "server", "worker"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        time.sleep(0.5)  # a tick or two
+        assert subprocess.run(check, capture_output=True, timeout=30).returncode == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert subprocess.run(check, capture_output=True, timeout=30).returncode != 0  # gone

@@ -18,7 +18,7 @@ def test_ready_reports_database_and_migrations(server) -> None:
         "status": "ok",
         "checks": {"database": "ok", "migrations": "ok"},
         # an optional feature that is off does not make the server unready
-        "features": {"code_interpreter": "turned off (ASSISTD_SANDBOX=off)"},
+        "features": {"code_interpreter": "turned off (ASSISTD_SANDBOX=off)", "models": "ok"},
     }
 
 
@@ -70,6 +70,9 @@ def test_the_keep_alive_timeout_is_configurable(tmp_path) -> None:
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         conn.request("GET", "/health")
         assert conn.getresponse().read() == b'{"status":"ok"}'
+        # (This server routes no model: /ready says so, and stays ready.)
+        ready = httpx.get(f"{proc.base_url}/ready").json()
+        assert ready["features"]["models"].startswith("none routed: set MODEL_BASE_URL")
         time.sleep(2.5)
         assert conn.sock is not None and conn.sock.recv(1) == b""  # the server closed it
         conn.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,17 @@ from server import __version__
 from server.bundle.wheels import DEFAULT_TORCH, HOST_PYTHON, IMAGE_PYTHON, TORCH_CPU_INDEX, Target
 
 
-def add_parser(sub: Any) -> None:
-    bundle = sub.add_parser("bundle", help="an offline bundle for an air-gapped site")
-    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
-    create = bundle_sub.add_parser(
+def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentParser]) -> None:
+    """`assistd bundle create`; `command` makes a subcommand parser with the CLI's shared
+    options and help format (defaults shown)."""
+    bundle = command(sub, "bundle", "an offline bundle for an air-gapped site")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+    create = command(
+        bundle_sub,
         "create",
-        help="write wheels, images, install.sh and a checksum manifest into OUT",
-        description="Run on a connected machine; carry OUT (or OUT.tar) to the site and "
-        "run its install.sh there. See docs/air-gapped.md.",
+        "write wheels, images, install.sh and a checksum manifest into OUT; run on a "
+        "connected machine, carry OUT (or OUT.tar) to the site and run its install.sh there "
+        "(docs/air-gapped.md)",
     )
     create.add_argument("out", type=Path, help="the bundle directory (new or empty)")
     create.add_argument(

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from server.crud import assistants as crud
 from server.crud.pagination import paginate
-from server.deps import DB, Embeddings, Listing, Project
+from server.deps import DB, CatalogDep, Embeddings, Listing, Project
 from server.models import Assistant
 from server.protocol.assistants import AssistantCreate, AssistantObject, AssistantUpdate
 from server.protocol.common import Deleted, ListPage
@@ -17,8 +17,9 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"], route_class=JSO
 
 @router.post("")
 def create_assistant(
-    body: AssistantCreate, project: Project, db: DB, models: Embeddings
+    body: AssistantCreate, project: Project, db: DB, models: Embeddings, catalog: CatalogDep
 ) -> AssistantObject:
+    catalog.check(body.model)
     return crud.to_api(crud.create(db, project, body, models))
 
 
@@ -34,8 +35,14 @@ def get_assistant(assistant_id: str, project: Project, db: DB) -> AssistantObjec
 
 @router.post("/{assistant_id}")
 def update_assistant(
-    assistant_id: str, body: AssistantUpdate, project: Project, db: DB, models: Embeddings
+    assistant_id: str,
+    body: AssistantUpdate,
+    project: Project,
+    db: DB,
+    models: Embeddings,
+    catalog: CatalogDep,
 ) -> AssistantObject:
+    catalog.check(body.model)
     row = crud.get(db, project, assistant_id)
     return crud.to_api(crud.update(db, row, project, body, models))
 

@@ -18,10 +18,11 @@ from server.crud import assistants, threads
 from server.crud import runs as crud
 from server.crud import steps as step_crud
 from server.crud.pagination import paginate
-from server.deps import DB, Embeddings, Listing, Project, RunnerDep, WorkerDep
+from server.deps import DB, CatalogDep, Embeddings, Listing, Project, RunnerDep, WorkerDep
 from server.errors import bad_request
 from server.ids import new_id
-from server.models import Run, RunStep, Thread
+from server.models import Assistant, Run, RunStep, Thread
+from server.models_catalog import ModelCatalog
 from server.protocol.common import ListPage
 from server.protocol.runs import (
     RunCreate,
@@ -33,7 +34,7 @@ from server.protocol.runs import (
 )
 from server.protocol.threads import ThreadCreate
 from server.routers.json_route import JSONRoute
-from server.runs.events import DONE, FINAL_EVENTS, sse
+from server.runs.events import DONE, FINAL_EVENTS, KEEPALIVE, sse
 from server.runs.runner import Runner
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
@@ -57,21 +58,38 @@ def _stream(
     """Serve a run's events as SSE. Subscribed before the run starts, so nothing is lost;
     a client that goes away does not stop the run unless it asked for that."""
     queue = runner.bus.subscribe(run_id)
+    keepalive = (
+        runner.settings.sse_keepalive_seconds if runner.settings.sse_keepalive_seconds > 0 else None
+    )
 
     async def events() -> AsyncIterator[bytes]:
         finished = False
+        # One pending get at a time, kept across keep-alives: cancelling a get to time it
+        # out could lose the event it was about to return.
+        getter: asyncio.Future[Event] | None = None
         try:
             for name, data in first:
                 yield sse(name, data)
             runner.start(run_id)
             while True:
-                name, data = await queue.get()
+                if getter is None:
+                    getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=keepalive)
+                if not done:
+                    # A comment (ignored by SSE clients) while the run waits on a slow model
+                    # or long code, so proxies with an idle timeout keep the stream open.
+                    yield KEEPALIVE
+                    continue
+                name, data = getter.result()
+                getter = None
                 yield sse(name, data)
                 if name in FINAL_EVENTS:
                     break
             finished = True
             yield DONE
         finally:
+            if getter is not None:
+                getter.cancel()
             runner.bus.unsubscribe(run_id, queue)
             if cancel_on_disconnect and not finished:
                 # This task is being cancelled (anyio cancels level-triggered), so any
@@ -90,6 +108,14 @@ async def _cancel(runner: Runner, run_id: str) -> None:
         await runner.cancel(await runner.db.run(crud.load, run_id))
 
 
+def _assistant(db: Session, project: str, body: RunOptions, catalog: ModelCatalog) -> Assistant:
+    """The run's assistant, once its model (the run's own or the assistant's) is known to
+    be served here: an unknown one is a 400 now, not a failed run later."""
+    assistant = assistants.get(db, project, body.assistant_id)
+    catalog.check(body.model or assistant.model)
+    return assistant
+
+
 def _create(
     db: Session,
     runner: Runner,
@@ -98,9 +124,9 @@ def _create(
     thread: Thread,
     body: RunOptions,
     run_id: str,
+    assistant: Assistant,
     **extra: Any,
 ) -> Run:
-    assistant = assistants.get(db, project, body.assistant_id)
     return crud.create(
         db,
         project,
@@ -125,9 +151,10 @@ async def create_thread_and_run(
     runner: RunnerDep,
     worker: WorkerDep,
     models: Embeddings,
+    catalog: CatalogDep,
 ) -> RunObject | StreamingResponse:
     def work() -> tuple[Thread, Run]:
-        assistants.get(db, project, body.assistant_id)
+        assistant = _assistant(db, project, body, catalog)
         thread_body = body.thread or ThreadCreate()
         if body.tool_resources is not None and thread_body.tool_resources is None:
             thread_body = ThreadCreate.model_validate(
@@ -137,7 +164,7 @@ async def create_thread_and_run(
                 }
             )
         thread = threads.create(db, project, thread_body, models)
-        return thread, _create(db, runner, models, project, thread, body, run_id)
+        return thread, _create(db, runner, models, project, thread, body, run_id, assistant)
 
     run_id = new_id("run")
     thread, run = await run_in_threadpool(work)
@@ -169,6 +196,7 @@ async def create_run(
     runner: RunnerDep,
     worker: WorkerDep,
     models: Embeddings,
+    catalog: CatalogDep,
     include: Include = [],
 ) -> RunObject | StreamingResponse:
     def work() -> Run:
@@ -181,6 +209,7 @@ async def create_run(
             thread,
             body,
             new_id("run"),
+            _assistant(db, project, body, catalog),
             additional_instructions=body.additional_instructions,
             additional_messages=body.additional_messages,
         )

@@ -61,3 +61,4 @@ def sse(event: str, data: Any) -> bytes:
 
 
 DONE = b"event: done\ndata: [DONE]\n\n"
+KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic

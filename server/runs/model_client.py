@@ -1,28 +1,36 @@
 """The one place that talks to models: litellm's streaming `acompletion` behind a small
 adapter that routes a model name, normalises stream chunks and classifies failures.
 
-Routing: names listed in MODELS_CONFIG (litellm's own `model_list` YAML, with optional
-`fallbacks`) go through a litellm Router; a name with a litellm provider prefix
-(`ollama_chat/llama3`, `openai/...`) goes straight to litellm; every other name is sent
-to the MODEL_BASE_URL catch-all as an OpenAI-compatible model.
+Routing: names listed in MODELS_CONFIG (litellm's own YAML, server/models_config.py) go
+through a litellm Router, or straight to litellm when the Router has nothing to do for
+them; a name with a litellm provider prefix (`ollama_chat/llama3`, `anthropic/...`) goes
+straight to that provider only when ASSISTD_PROVIDER_MODELS allows it; every other name
+is sent to the MODEL_BASE_URL catch-all as an OpenAI-compatible model. With no route at
+all a name is unknown: assistants and runs naming it are refused (routers check `kind`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import litellm
-import openai
-import yaml
 
+from server import models_config
 from server.config import Settings
+from server.models_config import ModelsConfig
+from server.observability import logs
+from server.runs.model_errors import ModelCallFailed, describe
 
 litellm.suppress_debug_info = True
-logging.getLogger("LiteLLM").setLevel(logging.WARNING)
+# litellm brings its own stderr handlers: its records go through ours (--log-format),
+# at WARNING unless --log-level debug.
+for _name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+    logging.getLogger(_name).setLevel(logs.library_level())
+logs.adopt("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 litellm.telemetry = False
 # No success callbacks are registered: skip the per-chunk logging task litellm would
 # otherwise submit to a thread pool (measured in bench/run_overhead.py).
@@ -83,19 +91,6 @@ class ModelRequest:
         return out
 
 
-def load_models_config(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(model_list, fallbacks) from a litellm-style YAML file."""
-    data = yaml.safe_load(path.read_text()) or {}
-    model_list = data.get("model_list") or []
-    fallbacks = (
-        data.get("fallbacks")
-        or (data.get("router_settings") or {}).get("fallbacks")
-        or (data.get("litellm_settings") or {}).get("fallbacks")
-        or []
-    )
-    return model_list, fallbacks
-
-
 def direct_routes(
     model_list: list[dict[str, Any]], fallbacks: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -121,34 +116,72 @@ def direct_routes(
     return direct
 
 
+# router_settings that only say where to fall back or how long to wait: the names the
+# Router has no other work for may still skip it. Any other setting (retries, cooldowns,
+# routing) is the Router's job, so then every configured name goes through it.
+_PLAIN_ROUTER_SETTINGS = {"fallbacks", "context_window_fallbacks", "content_policy_fallbacks"}
+
+
 class ModelClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        config = models_config.load(settings.models_config) if settings.models_config else None
+        self.config: ModelsConfig | None = config
         self.router: litellm.Router | None = None
         self.routed: set[str] = set()
         self.direct: dict[str, dict[str, Any]] = {}
+        self.timeout = settings.model_timeout
+        if config is not None:
+            # litellm's own retries stay off unless the file asks for them; a deployment's
+            # `timeout` in litellm_params wins over the Router's, so none is passed per call.
+            options = {"num_retries": 0, "timeout": settings.model_timeout}
+            options.update(config.router_settings)
+            self.timeout = float(options["timeout"])
+            self.router = litellm.Router(model_list=config.model_list, **options)
+            self.routed = set(config.names)
+            if set(config.router_settings) <= _PLAIN_ROUTER_SETTINGS | {"timeout"}:
+                self.direct = direct_routes(config.model_list, config.fallbacks)
+        # A routed name is priced as its first deployment (litellm_model).
         self.priced_as: dict[str, str] = {}
-        if settings.models_config:
-            model_list, fallbacks = load_models_config(settings.models_config)
-            self.router = litellm.Router(model_list=model_list, fallbacks=fallbacks, num_retries=0)
-            self.routed = {m["model_name"] for m in model_list}
-            self.direct = direct_routes(model_list, fallbacks)
-            # A routed name is priced as its first deployment (litellm_model).
+        if config is not None:
             self.priced_as = {
                 m["model_name"]: str((m.get("litellm_params") or {}).get("model", m["model_name"]))
-                for m in reversed(model_list)
+                for m in reversed(config.model_list)
             }
+        # litellm_settings.drop_params, passed with each call rather than set on the
+        # litellm module, so that it stays this client's setting.
+        self.drop_params = config.drop_params if config is not None else None
+
+    def provider_allowed(self, model: str) -> bool:
+        """A provider-prefixed name clients may use directly (ASSISTD_PROVIDER_MODELS)."""
+        provider = model.split("/", 1)[0] if "/" in model else None
+        if not provider or provider not in litellm.provider_list:
+            return False
+        return any(fnmatch.fnmatchcase(model, p) for p in self.settings.provider_models)
+
+    def kind(self, model: str) -> str | None:
+        """How a name is routed: "direct" or "router" (MODELS_CONFIG), "provider" (an
+        allowed provider-prefixed name), "catch_all" (MODEL_BASE_URL), or None."""
+        if model in self.direct:
+            return "direct"
+        if self.router is not None and model in self.routed:
+            return "router"
+        if self.provider_allowed(model):
+            return "provider"
+        if self.settings.model_base_url:
+            return "catch_all"
+        return None
 
     def route_of(self, model: str) -> str:
         """How a model name is routed, in words (recorded with each model call)."""
-        if model in self.direct:
+        kind = self.kind(model)
+        if kind == "direct":
             return f"MODELS_CONFIG: {self.direct[model].get('model', model)}"
-        if self.router is not None and model in self.routed:
+        if kind == "router":
             return "MODELS_CONFIG: litellm Router"
-        provider = model.split("/", 1)[0] if "/" in model else None
-        if provider and provider in litellm.provider_list:
-            return f"litellm provider {provider}"
-        if self.settings.model_base_url:
+        if kind == "provider":
+            return f"litellm provider {model.split('/', 1)[0]}"
+        if kind == "catch_all":
             return f"MODEL_BASE_URL: {self.settings.model_base_url}"
         return "no route"
 
@@ -162,22 +195,61 @@ class ModelClient:
             return model
         return f"openai/{model}"
 
+    def route_label(self, model: str) -> str:
+        """The route's kind without addresses, for messages API clients read."""
+        kind = self.kind(model)
+        if kind in ("direct", "router"):
+            return "MODELS_CONFIG"
+        if kind == "provider":
+            return f"litellm provider {model.split('/', 1)[0]}"
+        return "MODEL_BASE_URL" if kind == "catch_all" else "no route"
+
+    def unknown_model_message(self, model: str) -> str:
+        """Why `model` cannot be used here, naming what can."""
+        served = sorted(self.routed)
+        listing = ", ".join(f"'{n}'" for n in served[:20]) if served else "none"
+        prefixed = "/" in model and model.split("/", 1)[0] in litellm.provider_list
+        why = (
+            " Provider-prefixed names must be allowed by ASSISTD_PROVIDER_MODELS."
+            if prefixed
+            else ""
+        )
+        if not served and not self.settings.model_base_url:
+            return (
+                f"The model '{model}' does not exist: this server routes no models (its "
+                f"operator sets MODEL_BASE_URL or MODELS_CONFIG).{why}"
+            )
+        return f"The model '{model}' does not exist. Models served here: {listing}.{why}"
+
+    def _timeout_of(self, model: str) -> float:
+        params = self.direct.get(model)
+        if params is None and self.config is not None and model in self.routed:
+            deployments = self.config.deployments(model)
+            params = deployments[0].get("litellm_params") if deployments else None
+        value = (params or {}).get("timeout")
+        return float(value) if isinstance(value, int | float) else self.timeout
+
     async def _open(self, request: ModelRequest) -> Any:
         common: dict[str, Any] = {
             **request.params(),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "timeout": self.settings.model_timeout,
         }
-        direct = self.direct.get(request.model)
-        if direct is not None:
-            return await litellm.acompletion(**direct, num_retries=0, **common)
-        if self.router is not None and request.model in self.routed:
+        if self.drop_params is not None:
+            common["drop_params"] = self.drop_params
+        kind = self.kind(request.model)
+        if kind == "direct":
+            # Defaults first: the entry's own num_retries or timeout win, and are never
+            # passed twice (which failed every call).
+            params = {"timeout": self.timeout, "num_retries": 0, **self.direct[request.model]}
+            return await litellm.acompletion(**{**params, **common})
+        if kind == "router":
+            assert self.router is not None
             return await self.router.acompletion(model=request.model, **common)
-        provider = request.model.split("/", 1)[0] if "/" in request.model else None
-        if provider and provider in litellm.provider_list:
+        common["timeout"] = self.settings.model_timeout
+        if kind == "provider":
             return await litellm.acompletion(model=request.model, num_retries=0, **common)
-        if self.settings.model_base_url:
+        if kind == "catch_all":
             return await litellm.acompletion(
                 model=f"openai/{request.model}",
                 api_base=self.settings.model_base_url,
@@ -191,6 +263,17 @@ class ModelClient:
         )
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            async for event in self._stream(request):
+                yield event
+        except (ModelNotConfigured, ModelCallFailed):
+            raise
+        except Exception as exc:
+            route = self.route_label(request.model)
+            failed = describe(exc, request.model, route, self._timeout_of(request.model))
+            raise failed from exc
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         response = await self._open(request)
         finish_reason: str | None = None
         usage: dict[str, int] = {}
@@ -222,19 +305,9 @@ class ModelClient:
 
 def classify_error(exc: BaseException) -> tuple[str, str]:
     """A model failure as a run's `last_error` (code, message)."""
-    if isinstance(exc, litellm.RateLimitError | openai.RateLimitError):
-        return "rate_limit_exceeded", f"The model is rate limited: {_short(exc)}"
-    if isinstance(exc, litellm.ContextWindowExceededError):
-        return "invalid_prompt", f"The prompt is too long for the model: {_short(exc)}"
-    if isinstance(exc, litellm.BadRequestError | openai.BadRequestError):
-        return "invalid_prompt", f"The model rejected the request: {_short(exc)}"
-    if isinstance(exc, litellm.Timeout | openai.APITimeoutError | TimeoutError):
-        return "server_error", f"The model did not answer in time: {_short(exc)}"
+    if isinstance(exc, ModelCallFailed):
+        return exc.code, exc.message
     if isinstance(exc, ModelNotConfigured):
         return "server_error", str(exc)
-    return "server_error", f"The model call failed: {_short(exc)}"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc) or exc.__class__.__name__
-    return text if len(text) <= 500 else text[:497] + "..."
+    failed = describe(exc, "?", "unknown route", None)
+    return failed.code, failed.message

@@ -3,7 +3,8 @@ model-call log hang, so that none of them adds code paths to the runner.
 
 The runner reports four things: a run's status change, a model call's start and end
 (with the exact request, the raw answer as it streamed, tokens, latency or the error),
-and a batch of server-side tool calls' start and end. Observers are awaited in order on
+and a batch of server-side tool calls' start and end. The ingestor reports each file it
+finishes ingesting. Observers are awaited in order on
 the event loop, so each hook must be quick; one that writes to the database hands the
 write to a thread (`Database.run`). An observer that raises is logged and skipped: it
 can never fail or stall a run.
@@ -94,6 +95,11 @@ class RunObserver:
     ) -> None:
         """After they ran; `error` is the ToolFailed code when the run cannot go on."""
 
+    async def ingest_ended(
+        self, store_id: str, file_id: str, chunks: int, seconds: float, error: str | None
+    ) -> None:
+        """A file's ingestion into a vector store finished (`error`: its last_error code)."""
+
 
 class Observers(RunObserver):
     """Several observers as one; each hook awaits them in order and contains failures."""
@@ -127,3 +133,8 @@ class Observers(RunObserver):
         self, run: Run, kind: str, calls: Sequence[ToolCall], seconds: float, error: str | None
     ) -> None:
         await self._each("tools_ended", run, kind, calls, seconds, error)
+
+    async def ingest_ended(
+        self, store_id: str, file_id: str, chunks: int, seconds: float, error: str | None
+    ) -> None:
+        await self._each("ingest_ended", store_id, file_id, chunks, seconds, error)

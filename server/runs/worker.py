@@ -62,6 +62,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.last_tick = 0.0  # wall clock of the last tick that completed (health, metrics)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="assistd worker")
@@ -95,6 +96,7 @@ class Worker:
         while not self._stopping:
             try:
                 await self.tick()
+                self.last_tick = time.time()
             except Exception:  # the loop must survive a bad tick (e.g. database restart)
                 log.exception("worker tick failed")
             with contextlib.suppress(TimeoutError):

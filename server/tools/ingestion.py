@@ -24,7 +24,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import Session, col, select
@@ -38,6 +38,15 @@ from server.tools.search_service import Ingested, IngestJob, SearchService
 log = logging.getLogger("assistd.ingest")
 Key = tuple[str, str]  # (vector_store_id, file_id)
 Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
+
+
+class IngestObserver(Protocol):
+    """What hears of each finished ingestion (metrics): the run-observer seam's
+    `Observers` fits, without this module importing the run engine."""
+
+    async def ingest_ended(
+        self, store_id: str, file_id: str, chunks: int, seconds: float, error: str | None
+    ) -> None: ...
 
 
 def _free_lease(t: float) -> ColumnElement[bool]:
@@ -151,8 +160,10 @@ class Ingestor:
         search: SearchService,
         blobs: BlobStore,
         owner: str,
+        observer: IngestObserver | None = None,
     ) -> None:
         self.db = db
+        self.observer = observer
         self.settings = settings
         self.search = search
         self.blobs = blobs
@@ -217,6 +228,10 @@ class Ingestor:
                 result.error["code"] if result.error else f"{result.chunks} chunks",
                 (time.perf_counter() - started) * 1000,
             )
+            error = result.error["code"] if result.error else None
+            seconds = time.perf_counter() - started
+            if self.observer is not None:
+                await self.observer.ingest_ended(store_id, file_id, result.chunks, seconds, error)
         except asyncio.CancelledError:
             raise
         except Exception:  # keep the worker alive; the lease lapses and another retries
