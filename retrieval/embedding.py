@@ -18,12 +18,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.onnx_query import QueryEncoder, export_query_encoder
+from retrieval import onnx_query
+from retrieval.onnx_query import OnnxEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never from a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -166,8 +168,11 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = 0
         self._query_prompt: str | None = None
         self._document_prompt: str | None = None
-        self._onnx: QueryEncoder | None = None
+        self._exported: onnx_query.Exported | None = None
+        self._onnx: OnnxEncoder | None = None
         self._onnx_tried = False
+        self._batch_onnx: OnnxEncoder | None = None
+        self._batch_tried = False
 
     def load(self) -> SentenceTransformerEmbedder:
         if self._model is None:
@@ -233,15 +238,36 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(e.ids) for e in encodings]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        """Ingestion: on a CPU the int8 ONNX Runtime graph in batches of similar lengths
+        (retrieval/onnx_query.py), else (CUDA, or where it is off or does not export)
+        sentence-transformers' encode."""
         model = self.load()._model
-        return model.encode(
+        onnx = self._batch_encoder()
+        if onnx is None or not texts:
+            return model.encode(
+                texts,
+                prompt=self._document_prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return onnx_query.encode_by_length(
+            onnx,
             texts,
-            prompt=self._document_prompt,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            self.count_tokens_batch(texts),
+            lambda batch: model.preprocess(batch, prompt=self._document_prompt),
+            self._forward,
         )
+
+    def _forward(self, features: dict[str, Any]) -> np.ndarray:
+        model, torch = self._model, self._torch
+        features = {
+            k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
+        }
+        with torch.inference_mode():
+            vectors = model(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
 
     def _embed_query(self, texts: list[str]) -> np.ndarray:
         """A query's few windows straight through the model: encode()'s batching machinery
@@ -252,9 +278,6 @@ class SentenceTransformerEmbedder(Embedder):
         onnx = self._query_encoder()
         if onnx is not None and onnx.accepts(features):
             return onnx(features)
-        features = {
-            k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
-        }
         # One intra-op thread on CPU: a short query gains nothing from more, and OpenMP's
         # spinning threads slow it several-fold when other work holds the cores. The
         # setting is per calling thread, so concurrent ingest keeps its threads.
@@ -262,23 +285,44 @@ class SentenceTransformerEmbedder(Embedder):
         if model.device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            with torch.inference_mode():
-                vectors = model(features)["sentence_embedding"]
-                vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+            return self._forward(features)
         finally:
             torch.set_num_threads(threads)
-        return vectors.cpu().numpy()
 
-    def _query_encoder(self) -> QueryEncoder | None:
+    def _export(self) -> onnx_query.Exported | None:
+        """The model's ONNX export, made once (under the lock) for both encoders."""
+        if self._exported is None:
+            self._exported = onnx_query.export(self._model)
+        return self._exported
+
+    def _query_encoder(self) -> OnnxEncoder | None:
         """The ONNX Runtime copy of the query path (retrieval/onnx_query.py), exported on
         the first query; None where it is off or does not reproduce the model."""
         if not self._onnx_tried:
             with self._lock:
                 if not self._onnx_tried:
                     if os.environ.get("ASSISTD_ONNX_QUERIES", "on").lower() not in _OFF:
-                        self._onnx = export_query_encoder(self._model)
+                        exported = self._export()
+                        self._onnx = onnx_query.encoder(exported) if exported else None
                     self._onnx_tried = True
         return self._onnx
+
+    def _batch_encoder(self) -> OnnxEncoder | None:
+        """The ingestion encoder (`ingestion` settings), built on the first batch."""
+        if not self._batch_tried:
+            with self._lock:
+                if not self._batch_tried:
+                    if ingestion.onnx:
+                        exported = self._export()
+                        self._batch_onnx = (
+                            onnx_query.encoder(
+                                exported, threads=ingestion.threads, quantize=ingestion.int8
+                            )
+                            if exported
+                            else None
+                        )
+                    self._batch_tried = True
+        return self._batch_onnx
 
 
 class LiteLLMEmbedder(Embedder):
@@ -330,6 +374,18 @@ class LiteLLMEmbedder(Embedder):
         self._dimension = int(vectors.shape[1])
         return vectors / np.where(norms == 0, 1, norms)
 
+
+@dataclass
+class IngestionSettings:
+    """How ingestion embeds on a CPU (the server sets these from its configuration):
+    ONNX Runtime or PyTorch, how many threads, int8 weights or not."""
+
+    onnx: bool = True
+    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    int8: bool = True
+
+
+ingestion = IngestionSettings()
 
 CACHE_SIZE = 4  # embedders (each may hold a loaded model) kept per process, least recent out
 _cache: OrderedDict[str, Embedder] = OrderedDict()

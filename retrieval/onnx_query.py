@@ -1,19 +1,26 @@
-"""A query encoder on ONNX Runtime, exported from the loaded sentence-transformers model.
+"""Sentence-transformers models on ONNX Runtime: the query encoder and the ingestion
+encoder, both from one in-memory export of the loaded model.
 
-Why: a search embeds one short query, and on a CPU PyTorch's per-operator dispatch costs
-more than the arithmetic; the same graph on ONNX Runtime is about 2.5x faster for a
-10-token query (docs/benchmarks.md). The export happens in memory when the model is first
-used for a query (about 2 s for MiniLM) and is checked against the PyTorch output; any
-model that does not export, or whose exported output differs, keeps the PyTorch path.
-Ingestion keeps PyTorch: long batches are arithmetic-bound and the same speed on both.
+Why: on a CPU, PyTorch's per-operator dispatch costs more than the arithmetic of a short
+query; the same graph on ONNX Runtime is about 2.5x faster for a 10-token query
+(docs/benchmarks.md). Ingestion batches are arithmetic-bound, where fp32 ONNX Runtime
+gains little over PyTorch; there the graph is quantized to int8 (dynamic, per channel),
+which doubles throughput, and batches are formed by token length so padding stays small
+(bench/ingest.py has the speed and the recall it keeps). The export happens when the model
+is first used on a CPU (about 2 s for MiniLM; quantizing adds a few) and is checked
+against the PyTorch output; a model that does not export, or whose exported output
+differs, keeps the PyTorch path. On CUDA the model stays on PyTorch.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +29,12 @@ log = logging.getLogger(__name__)
 
 _PROBE = "How do I rotate the API keys of a production deployment?"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Cosine with the PyTorch output below which an exported graph is refused. int8 moves
+# vectors a little (0.99 on average for MiniLM); what matters is the recall it keeps.
+EXACT, QUANTIZED = 0.9999, 0.97
 
 
-class QueryEncoder:
+class OnnxEncoder:
     """`features -> unit vectors` on ONNX Runtime, for the features it was exported with."""
 
     def __init__(self, names: list[str], run: Callable[[dict[str, Any]], np.ndarray]) -> None:
@@ -40,12 +50,22 @@ class QueryEncoder:
         return self._run({n: np.asarray(features[n], dtype=np.int64) for n in self.names})
 
 
-def export_query_encoder(model: Any) -> QueryEncoder | None:
-    """The model's query path on ONNX Runtime, or None (and a log line) whenever that is
-    unavailable. `model` is a loaded `SentenceTransformer`; only a CPU model is exported.
-    """
+QueryEncoder = OnnxEncoder
+
+
+@dataclass
+class Exported:
+    names: list[str]
+    graph: bytes
+    features: dict[str, Any]  # the probe's
+    reference: np.ndarray  # the probe's vector from PyTorch
+
+
+def export(model: Any) -> Exported | None:
+    """The model's whole pipeline (encoder, pooling, dense and normalise modules) as one
+    ONNX graph, or None (and a log line) where that is unavailable. `model` is a loaded
+    `SentenceTransformer`; only a CPU model is exported."""
     try:
-        import onnxruntime as ort
         import torch
     except ImportError:
         return None
@@ -56,9 +76,6 @@ def export_query_encoder(model: Any) -> QueryEncoder | None:
         names = [n for n in _INPUTS if n in features]
 
         class _Graph(torch.nn.Module):
-            """The whole sentence-transformers pipeline (encoder, pooling, any dense or
-            normalise modules) as one traceable function of tensors."""
-
             def __init__(self) -> None:
                 super().__init__()
                 self.model = model
@@ -82,21 +99,96 @@ def export_query_encoder(model: Any) -> QueryEncoder | None:
                 dynamo=False,
             )
             reference = _Graph().eval()(*args).numpy()
+    except Exception as exc:  # noqa: BLE001 - any failure means: keep the PyTorch path
+        log.info("model stays on PyTorch: ONNX export failed (%s)", exc)
+        return None
+    return Exported(names, buffer.getvalue(), features, reference)
+
+
+def encoder(
+    exported: Exported, *, threads: int = 1, quantize: bool = False
+) -> OnnxEncoder | None:
+    """An ONNX Runtime session over the export: `threads` intra-op threads, int8 weights
+    when `quantize`; None if it cannot be built or does not reproduce the model."""
+    try:
+        import onnxruntime as ort
+
+        graph = _quantized(exported.graph) if quantize else exported.graph
         options = ort.SessionOptions()
-        # One thread, as the PyTorch query path: a short query gains nothing from more.
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(
-            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # noqa: BLE001 - any failure means: keep the PyTorch path
-        log.info("query encoder stays on PyTorch: ONNX export failed (%s)", exc)
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001
+        log.info("model stays on PyTorch: ONNX Runtime session failed (%s)", exc)
         return None
+    built = OnnxEncoder(exported.names, lambda feeds: session.run(None, feeds)[0])
+    got = built(exported.features)
+    floor = QUANTIZED if quantize else EXACT
+    reference = exported.reference
+    if got.shape != reference.shape or float(np.min(np.sum(got * reference, axis=1))) < floor:
+        log.warning("model stays on PyTorch: ONNX output differs from the model's")
+        return None
+    return built
 
-    encoder = QueryEncoder(names, lambda feeds: session.run(None, feeds)[0])
-    got = encoder(features)
-    if got.shape != reference.shape or float(np.min(np.sum(got * reference, axis=1))) < 0.9999:
-        log.warning("query encoder stays on PyTorch: ONNX output differs from the model's")
-        return None
-    return encoder
+
+def export_query_encoder(model: Any) -> OnnxEncoder | None:
+    """The query path: one thread, as a short query gains nothing from more."""
+    exported = export(model)
+    return encoder(exported) if exported is not None else None
+
+
+def _quantized(graph: bytes) -> bytes:
+    """Dynamic int8 quantization of the MatMul weights, one scale per output channel
+    (per-tensor scales cost MiniLM far more accuracy)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="assistd-onnx-") as tmp:
+        source, target = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        source.write_bytes(graph)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                source,
+                target,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        return target.read_bytes()
+
+
+BATCH_TOKENS = 8192  # padded tokens per ONNX Runtime call
+
+
+def encode_by_length(
+    onnx: OnnxEncoder,
+    texts: list[str],
+    counts: list[int],
+    preprocess: Callable[[list[str]], dict[str, Any]],
+    fallback: Callable[[dict[str, Any]], np.ndarray],
+) -> np.ndarray:
+    """Unit vectors for `texts` (each fitting the model), in calls of similar lengths:
+    texts sorted by token count (`counts`) are grouped while the padded batch stays within
+    BATCH_TOKENS, so little is spent on padding. Features the graph does not take go to
+    `fallback` (PyTorch)."""
+    order = sorted(range(len(texts)), key=counts.__getitem__)
+    out: np.ndarray | None = None
+    i = 0
+    while i < len(order):
+        j, longest = i, 0
+        while j < len(order):
+            longer = max(longest, counts[order[j]] + 2)  # + the special tokens
+            if j > i and (j - i + 1) * longer > BATCH_TOKENS:
+                break
+            longest, j = longer, j + 1
+        rows = order[i:j]
+        features = preprocess([texts[k] for k in rows])
+        vectors = onnx(features) if onnx.accepts(features) else fallback(features)
+        if out is None:
+            out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+        out[rows] = vectors
+        i = j
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
