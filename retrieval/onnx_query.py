@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,9 +106,7 @@ def export(model: Any) -> Exported | None:
     return Exported(names, buffer.getvalue(), features, reference)
 
 
-def encoder(
-    exported: Exported, *, threads: int = 1, quantize: bool = False
-) -> OnnxEncoder | None:
+def encoder(exported: Exported, *, threads: int = 1, quantize: bool = False) -> OnnxEncoder | None:
     """An ONNX Runtime session over the export: `threads` intra-op threads, int8 weights
     when `quantize`; None if it cannot be built or does not reproduce the model."""
     try:
@@ -130,6 +129,37 @@ def encoder(
         log.warning("model stays on PyTorch: ONNX output differs from the model's")
         return None
     return built
+
+
+class Encoders:
+    """A model's two ONNX Runtime encoders, each built on first use from one export:
+    `query()` (one thread) and `batch(threads, int8)` (ingestion). None where the model
+    does not export or the graph does not reproduce it."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._exported: Exported | None = None
+        self._built: dict[tuple[int, bool], OnnxEncoder | None] = {}
+
+    def query(self) -> OnnxEncoder | None:
+        return self._get(1, False)
+
+    def batch(self, threads: int, int8: bool) -> OnnxEncoder | None:
+        return self._get(threads, int8)
+
+    def _get(self, threads: int, int8: bool) -> OnnxEncoder | None:
+        key = (threads, int8)
+        if key not in self._built:
+            with self._lock:
+                if key not in self._built:
+                    if self._exported is None:
+                        self._exported = export(self.model)
+                    exported = self._exported
+                    self._built[key] = (
+                        encoder(exported, threads=threads, quantize=int8) if exported else None
+                    )
+        return self._built[key]
 
 
 def export_query_encoder(model: Any) -> OnnxEncoder | None:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, FastAPI
 
 from sandbox.sessions import SandboxManager
 from server import __version__, slow_work
+from server.api_keys import KeyCache
 from server.config import Settings
-from server.crud import vector_stores as vector_store_crud
 from server.db import Database, make_engine, migrate
 from server.errors import install_error_handlers
 from server.middleware import RequestId
@@ -72,12 +72,12 @@ def create_app(settings: Settings | None = None, *, run_migrations: bool = True)
             migrate(settings.database_url)
         app.state.engine = engine = make_engine(settings.database_url)
         db = Database(engine)
+        app.state.key_cache = KeyCache(engine, settings.api_keys)
         app.state.blobs = blobs = BlobStore(settings.files_dir)
         app.state.bus = bus = EventBus()
         sandbox, problem = await start_sandbox(settings)
         app.state.sandbox, app.state.sandbox_status = sandbox, problem or "ok"
-        vector_store_crud.defaults.embedding_model = settings.embedding_model
-        app.state.retrieval = search = SearchService(settings)
+        app.state.search = search = SearchService(settings)
         tools = server_tools(
             settings, sandbox=sandbox, sandbox_problem=problem, blobs=blobs, search=search
         )

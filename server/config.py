@@ -10,6 +10,7 @@ from pathlib import Path
 from sandbox.sessions import SandboxConfig
 
 DEFAULT_PROJECT = "default"
+_OFF = {"0", "off", "false", "no"}
 
 
 def parse_api_keys(raw: str | None) -> dict[str, str]:
@@ -49,6 +50,8 @@ class Settings:
     # nothing outside these, embedding_model and the bundled model is ever loaded.
     embedding_models: tuple[str, ...] = ()
     ingest_concurrency: int = 1
+    # Search queries of a sentence-transformers model on ONNX Runtime (retrieval/onnx_query.py).
+    onnx_queries: bool = True
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
     request_threads: int = 2  # threads running the sync routes; from_env: one per CPU
     # Idle keep-alive connections stay open this long. uvicorn's default, 5 s, is exactly
@@ -101,6 +104,7 @@ class Settings:
                 if name.strip()
             ),
             ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
+            onnx_queries=(env.get("ASSISTD_ONNX_QUERIES") or "on").lower() not in _OFF,
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
             keep_alive_seconds=float(env.get("ASSISTD_KEEP_ALIVE_SECONDS") or 30),

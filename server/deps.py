@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Query, Request
@@ -20,11 +19,14 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
+from retrieval.embedding import EmbeddingModels
 from server.api_keys import KeyCache
 from server.config import DEFAULT_PROJECT, Settings
+from server.crud.pagination import ListParams
 from server.errors import APIError
 from server.runs.runner import Runner
 from server.runs.worker import Worker
+from server.tools.search_service import SearchService
 
 log = logging.getLogger("assistd")
 
@@ -73,11 +75,7 @@ async def _project(request: Request) -> str:
 
 
 def _key_cache(request: Request) -> KeyCache:
-    """One cache per app, made on first use (no await in between, so never twice)."""
-    state = request.app.state
-    cache: KeyCache | None = getattr(state, "key_cache", None)
-    if cache is None:
-        cache = state.key_cache = KeyCache(state.engine, state.settings.api_keys)
+    cache: KeyCache = request.app.state.key_cache  # one per app, built in its lifespan
     return cache
 
 
@@ -109,19 +107,22 @@ async def run_worker(request: Request) -> Worker:
     return worker
 
 
+async def search_service(request: Request) -> SearchService:
+    search: SearchService = request.app.state.search
+    return search
+
+
+async def embedding_models(request: Request) -> EmbeddingModels:
+    """The embedding models clients may name (and the default of new stores)."""
+    search: SearchService = request.app.state.search
+    return search.models
+
+
 AppSettings = Annotated[Settings, Depends(app_settings)]
+Search = Annotated[SearchService, Depends(search_service)]
+Embeddings = Annotated[EmbeddingModels, Depends(embedding_models)]
 RunnerDep = Annotated[Runner, Depends(run_runner)]
 WorkerDep = Annotated[Worker, Depends(run_worker)]
-
-
-@dataclass(slots=True)
-class ListParams:
-    """limit / order / after / before, shared by every list endpoint."""
-
-    limit: int = 20
-    order: Literal["asc", "desc"] = "desc"
-    after: str | None = None
-    before: str | None = None
 
 
 # The query parameters are read by `async def` functions, not by the dataclass itself:

@@ -282,14 +282,13 @@ def test_long_chunks_are_embedded_as_windows_never_truncated(embedder: Embedder)
     assert np.isclose(np.linalg.norm(embedder.encode_query(text)), 1.0, atol=1e-4)
 
 
-def test_queries_run_on_onnx_runtime_and_match_the_pytorch_model(
-    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_queries_run_on_onnx_runtime_and_match_the_pytorch_model(embedder: Embedder) -> None:
     queries = ["What is the refund window?", "rotate API keys " * 120]  # short, and windowed
     fast = [embedder.encode_query(q) for q in queries]
     assert embedder._query_encoder() is not None  # exported on the first query
-    monkeypatch.setenv("ASSISTD_ONNX_QUERIES", "off")
-    slow_model = embedding_module.SentenceTransformerEmbedder("probe", embedder.source).load()
+    slow_model = embedding_module.SentenceTransformerEmbedder(
+        "probe", embedder.source, onnx_queries=False
+    ).load()
     slow = [slow_model.encode_query(q) for q in queries]
     assert slow_model._query_encoder() is None  # the switch keeps PyTorch
     for a, b in zip(fast, slow, strict=True):

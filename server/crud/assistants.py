@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
+from retrieval.embedding import EmbeddingModels
 from server.crud.resources import dump_tool_resources
 from server.errors import not_found
 from server.ids import new_id, now
@@ -38,7 +39,9 @@ def get(session: Session, project: str, assistant_id: str) -> Assistant:
     return row
 
 
-def create(session: Session, project: str, body: AssistantCreate) -> Assistant:
+def create(
+    session: Session, project: str, body: AssistantCreate, models: EmbeddingModels
+) -> Assistant:
     row = Assistant(
         id=new_id("assistant"),
         project=project,
@@ -48,7 +51,7 @@ def create(session: Session, project: str, body: AssistantCreate) -> Assistant:
         model=body.model,
         instructions=body.instructions,
         tools=dump_tools(body.tools),
-        tool_resources=dump_tool_resources(session, project, body.tool_resources),
+        tool_resources=dump_tool_resources(session, project, body.tool_resources, models),
         meta=body.metadata or {},
         temperature=body.temperature,
         top_p=body.top_p,
@@ -60,7 +63,9 @@ def create(session: Session, project: str, body: AssistantCreate) -> Assistant:
     return row
 
 
-def update(session: Session, row: Assistant, project: str, body: AssistantUpdate) -> Assistant:
+def update(
+    session: Session, row: Assistant, project: str, body: AssistantUpdate, models: EmbeddingModels
+) -> Assistant:
     fields = body.model_fields_set
     for name in ("name", "description", "instructions", "temperature", "top_p", "reasoning_effort"):
         if name in fields:
@@ -70,7 +75,7 @@ def update(session: Session, row: Assistant, project: str, body: AssistantUpdate
     if "tools" in fields:
         row.tools = dump_tools(body.tools)
     if "tool_resources" in fields:
-        row.tool_resources = dump_tool_resources(session, project, body.tool_resources)
+        row.tool_resources = dump_tool_resources(session, project, body.tool_resources, models)
     if "metadata" in fields:
         row.meta = body.metadata or {}
     if "response_format" in fields:

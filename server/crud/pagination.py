@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import Select, bindparam, inspect, select
 from sqlmodel import Session
 
-from server.deps import ListParams
 from server.errors import bad_request
 from server.protocol.common import ListPage
+
+
+@dataclass(slots=True)
+class ListParams:
+    """limit / order / after / before, shared by every list endpoint (server/deps.py
+    reads them from the query string)."""
+
+    limit: int = 20
+    order: Literal["asc", "desc"] = "desc"
+    after: str | None = None
+    before: str | None = None
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from retrieval.embedding import EmbeddingModels
 from server.crud import files, vector_stores
 from server.errors import bad_request
 from server.protocol.common import ToolResources
@@ -15,9 +16,14 @@ from server.protocol.vector_stores import VectorStoreCreate
 
 
 def dump_tool_resources(
-    session: Session, project: str, resources: ToolResources | None, param: str = "tool_resources"
+    session: Session,
+    project: str,
+    resources: ToolResources | None,
+    models: EmbeddingModels,
+    param: str = "tool_resources",
 ) -> dict[str, Any]:
-    """Check the referenced files exist in this project and return the stored form."""
+    """Check the referenced files exist in this project and return the stored form
+    (stores the `vector_stores` helper makes take their embedding model from `models`)."""
     if resources is None:
         return {}
     files.require_files(session, project, files.tool_resource_file_refs(resources, param))
@@ -45,7 +51,9 @@ def dump_tool_resources(
                     param=f"{where}.vector_stores[{i}]",
                 ) from None
             prefix = f"{where}.vector_stores[{i}]."
-            store = vector_stores.create(session, project, body, commit=False, param_prefix=prefix)
+            store = vector_stores.create(
+                session, project, body, models, commit=False, param_prefix=prefix
+            )
             store_ids.append(store.id)
         out["file_search"] = {"vector_store_ids": store_ids}
     return out

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, func, select
 
+from retrieval.embedding import EmbeddingModels
 from server import run_states as states
 from server.crud import files, messages, steps, vector_stores
 from server.errors import bad_request, not_found
@@ -169,6 +170,7 @@ def create(
     *,
     additional_instructions: str | None = None,
     additional_messages: list[MessageCreate] | None = None,
+    models: EmbeddingModels,
     requires_action_timeout: int,
     run_id: str | None = None,
     lease: tuple[str, float] | None = None,
@@ -229,9 +231,8 @@ def create(
     # Their file_search attachments join the thread's vector store as a message's do,
     # in this transaction: the run can only start once they are queued for ingestion
     # (and it waits for them before it searches).
-    vector_stores.add_attachments(
-        session, project, thread, messages.file_search_ids(additional_messages or []), commit=False
-    )
+    file_ids = messages.file_search_ids(additional_messages or [])
+    vector_stores.add_attachments(session, project, thread, file_ids, models, commit=False)
     session.commit()
     return run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import bindparam
 from sqlmodel import Session, delete, select
 
+from retrieval.embedding import EmbeddingModels
 from server.crud import files, messages, runs, vector_stores
 from server.crud.resources import dump_tool_resources
 from server.errors import not_found
@@ -59,7 +60,7 @@ def lock_for_message(session: Session, project: str, thread_id: str) -> None:
     runs.require_no_active_run(session, thread_id)
 
 
-def create(session: Session, project: str, body: ThreadCreate) -> Thread:
+def create(session: Session, project: str, body: ThreadCreate, models: EmbeddingModels) -> Thread:
     """The thread and its initial messages land in one transaction, or not at all."""
     refs = [
         ref for i, m in enumerate(body.messages) for ref in messages.file_refs(m, f"messages[{i}].")
@@ -70,20 +71,23 @@ def create(session: Session, project: str, body: ThreadCreate) -> Thread:
         id=new_id("thread"),
         project=project,
         created_at=created,
-        tool_resources=dump_tool_resources(session, project, body.tool_resources),
+        tool_resources=dump_tool_resources(session, project, body.tool_resources, models),
         meta=body.metadata or {},
     )
     session.add(row)
     for message in body.messages:
         session.add(messages.build(project, row.id, message, created))
     session.commit()
-    vector_stores.add_attachments(session, project, row, messages.file_search_ids(body.messages))
+    file_ids = messages.file_search_ids(body.messages)
+    vector_stores.add_attachments(session, project, row, file_ids, models)
     return row
 
 
-def update(session: Session, row: Thread, project: str, body: ThreadUpdate) -> Thread:
+def update(
+    session: Session, row: Thread, project: str, body: ThreadUpdate, models: EmbeddingModels
+) -> Thread:
     if "tool_resources" in body.model_fields_set:
-        row.tool_resources = dump_tool_resources(session, project, body.tool_resources)
+        row.tool_resources = dump_tool_resources(session, project, body.tool_resources, models)
     if "metadata" in body.model_fields_set:
         row.meta = body.metadata or {}
     session.add(row)

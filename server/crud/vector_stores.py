@@ -17,14 +17,12 @@ from sqlalchemy import func
 from sqlmodel import Session, delete, select
 
 from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy
-from retrieval.embedding import UnknownEmbeddingModel, get_embedder
+from retrieval.embedding import EmbeddingModels, UnknownEmbeddingModel
 from server.crud import files
-from server.errors import APIError, bad_request, not_found
+from server.errors import bad_request, not_found
 from server.ids import new_id, now
-from server.models import StoredFile, VectorStore, VectorStoreFile, VectorStoreFileBatch
+from server.models import StoredFile, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from server.protocol.vector_stores import (
-    FileBatchCreate,
-    FileBatchObject,
     FileCounts,
     VectorStoreCreate,
     VectorStoreFileObject,
@@ -34,17 +32,6 @@ from server.protocol.vector_stores import (
 
 DAY = 86_400
 THREAD_STORE_DAYS = 7  # the hosted API's expiry for stores made from message attachments
-
-
-@dataclass
-class Defaults:
-    """Set once per process from Settings (create_app): the embedding model of stores
-    made without one, including those the `vector_stores` helpers create."""
-
-    embedding_model: str = "all-MiniLM-L6-v2"
-
-
-defaults = Defaults()
 
 
 # --- stores -----------------------------------------------------------------------------
@@ -132,14 +119,14 @@ def require_stores(session: Session, project: str, store_ids: list[str], param: 
             raise bad_request(f"No vector store found with id '{store_id}'.", f"{param}[{i}]")
 
 
-def check_embedding_model(name: str, param: str = "embedding_model") -> None:
+def check_embedding_model(models: EmbeddingModels, name: str, param: str) -> None:
     """400 unless `name` is a model this server offers (the bundled one, the operator's
-    default and ASSISTD_EMBEDDING_MODELS; retrieval.embedding.allow_models). A name off
+    default and ASSISTD_EMBEDDING_MODELS: the search service's `models`). A name off
     that list is refused before anything is looked up, so the answer never says whether
     some path exists on the server. Loads nothing: a model that is offered but broken
     fails its files at ingestion instead."""
     try:
-        get_embedder(name)
+        models.get(name)
     except UnknownEmbeddingModel as exc:
         raise bad_request(str(exc), param=param) from None
 
@@ -152,13 +139,15 @@ def create(
     session: Session,
     project: str,
     body: VectorStoreCreate,
+    models: EmbeddingModels,
     commit: bool = True,
     param_prefix: str = "",
 ) -> VectorStore:
     """The store and its first files in one transaction (no half-created store).
-    `param_prefix` places errors inside a larger body (the tool_resources helper)."""
+    `models` are the embedding models offered (and the default of a store made without
+    one); `param_prefix` places errors inside a larger body (the tool_resources helper)."""
     if body.embedding_model:
-        check_embedding_model(body.embedding_model, f"{param_prefix}embedding_model")
+        check_embedding_model(models, body.embedding_model, f"{param_prefix}embedding_model")
     created = now()
     expires_after = body.expires_after.model_dump() if body.expires_after else None
     row = VectorStore(
@@ -170,14 +159,14 @@ def create(
         expires_after=expires_after,
         expires_at=_expiry(expires_after, created),
         meta=body.metadata or {},
-        embedding_model=body.embedding_model or defaults.embedding_model,
+        embedding_model=body.embedding_model or models.default,
     )
     session.add(row)
     if body.file_ids:
         strategy = chunking(body.chunking_strategy, f"{param_prefix}chunking_strategy")
         require_files(session, project, body.file_ids, f"{param_prefix}file_ids")
         for file_id in dict.fromkeys(body.file_ids):
-            session.add(_file_row(row, file_id, strategy, None, None))
+            session.add(file_row(row, file_id, strategy, None, None))
     elif body.chunking_strategy is not None:
         chunking(body.chunking_strategy, f"{param_prefix}chunking_strategy")
     if commit:
@@ -186,7 +175,12 @@ def create(
 
 
 def add_attachments(
-    session: Session, project: str, thread: Any, file_ids: list[str], commit: bool = True
+    session: Session,
+    project: str,
+    thread: Thread,
+    file_ids: list[str],
+    models: EmbeddingModels,
+    commit: bool = True,
 ) -> bool:
     """Files attached to a message for file_search go into the thread's vector store, as
     the hosted API did. The thread's store is reused only while it can still be searched
@@ -216,7 +210,7 @@ def add_attachments(
             name=f"Vector store for {thread.id}",
             expires_after={"anchor": "last_active_at", "days": THREAD_STORE_DAYS},  # type: ignore[arg-type]
         )
-        store = create(session, project, body, commit=False)
+        store = create(session, project, body, models, commit=False)
         resources["file_search"] = {"vector_store_ids": [store.id]}
         thread.tool_resources = resources
         session.add(thread)
@@ -228,7 +222,7 @@ def add_attachments(
     strategy = normalize_strategy(None)
     for file_id in dict.fromkeys(file_ids):
         if file_id not in attached:
-            session.add(_file_row(store, file_id, strategy, None, None))
+            session.add(file_row(store, file_id, strategy, None, None))
     if commit:
         session.commit()
     return True
@@ -315,7 +309,7 @@ def file_to_api(row: Any) -> VectorStoreFileObject:
     )
 
 
-def _file_row(
+def file_row(
     store: VectorStore,
     file_id: str,
     strategy: dict[str, Any],
@@ -364,7 +358,7 @@ def attach(
     ).first()
     if existing is not None:
         return existing
-    row = _file_row(store, file_id, strategy, attributes, None)
+    row = file_row(store, file_id, strategy, attributes, None)
     session.add(row)
     session.commit()
     return row
@@ -403,121 +397,3 @@ def stored_file(session: Session, project: str, file_id: str) -> StoredFile | No
     return session.exec(
         select(StoredFile).where(StoredFile.project == project, StoredFile.id == file_id)
     ).first()
-
-
-# --- batches ----------------------------------------------------------------------------
-
-
-def create_batch(
-    session: Session, store: VectorStore, body: FileBatchCreate
-) -> VectorStoreFileBatch:
-    if body.file_ids and body.files:
-        raise bad_request("Give either 'file_ids' or 'files', not both.", param="files")
-    if not body.file_ids and not body.files:
-        raise bad_request("One of 'file_ids' or 'files' is required.", param="file_ids")
-    default = chunking(body.chunking_strategy, "chunking_strategy")
-    entries: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-    if body.file_ids:
-        require_files(session, store.project, body.file_ids, "file_ids")
-        entries = [(f, default, body.attributes) for f in body.file_ids]
-    else:
-        assert body.files is not None
-        refs = [(f.file_id, f"files[{i}].file_id") for i, f in enumerate(body.files)]
-        files.require_files(session, store.project, refs)
-        for i, item in enumerate(body.files):
-            strategy = (
-                chunking(item.chunking_strategy, f"files[{i}].chunking_strategy")
-                if item.chunking_strategy is not None
-                else default
-            )
-            attributes = item.attributes if item.attributes is not None else body.attributes
-            entries.append((item.file_id, strategy, attributes))
-    batch = VectorStoreFileBatch(
-        id=new_id("file_batch"), vector_store_id=store.id, project=store.project, created_at=now()
-    )
-    session.add(batch)
-    attached = set(
-        session.exec(select(VectorStoreFile.id).where(VectorStoreFile.vector_store_id == store.id))
-    )
-    for file_id, strategy, attributes in entries:
-        if file_id in attached:
-            # Already in the store: the batch re-ingests it with its own settings.
-            row = get_file(session, store.project, store.id, file_id)
-            row.status, row.batch_id, row.last_error = "in_progress", batch.id, None
-            row.chunking_strategy, row.attributes = strategy, attributes or {}
-            # A new ingestion: an attempt still running on the old settings can no longer
-            # finish the row (server/tools/ingestion.py).
-            row.lease_owner, row.lease_expires_at, row.generation = None, None, None
-            session.add(row)
-        else:
-            session.add(_file_row(store, file_id, strategy, attributes, batch.id))
-            attached.add(file_id)
-    session.commit()
-    return batch
-
-
-def get_batch(session: Session, project: str, store_id: str, batch_id: str) -> VectorStoreFileBatch:
-    row = session.exec(
-        select(VectorStoreFileBatch).where(
-            VectorStoreFileBatch.project == project,
-            VectorStoreFileBatch.vector_store_id == store_id,
-            VectorStoreFileBatch.id == batch_id,
-        )
-    ).first()
-    if row is None:
-        raise not_found("vector store file batch", batch_id)
-    return row
-
-
-def batch_to_api(session: Session, row: VectorStoreFileBatch) -> FileBatchObject:
-    c = FileCounts()
-    for status, n in session.exec(  # type: ignore[call-overload]
-        select(VectorStoreFile.status, func.count())
-        .where(VectorStoreFile.batch_id == row.id)
-        .group_by(VectorStoreFile.status)
-    ).all():
-        setattr(c, status, n)
-        c.total += n
-    if row.cancelled:
-        status = "cancelled"
-    elif c.in_progress:
-        status = "in_progress"
-    elif c.total and c.failed == c.total:
-        status = "failed"
-    else:
-        status = "completed"
-    return FileBatchObject(
-        id=row.id,
-        created_at=row.created_at,
-        vector_store_id=row.vector_store_id,
-        status=status,  # type: ignore[arg-type]
-        file_counts=c,
-    )
-
-
-def cancel_batch(session: Session, row: VectorStoreFileBatch) -> list[str]:
-    """Files of the batch not yet ingested end `cancelled`; returns their ids (the
-    caller removes whatever an ingestion in flight may already have indexed)."""
-    if row.cancelled:
-        raise APIError(400, f"Batch {row.id} is already cancelled.", param="batch_id")
-    pending = list(
-        session.exec(
-            select(VectorStoreFile).where(
-                VectorStoreFile.batch_id == row.id, VectorStoreFile.status == "in_progress"
-            )
-        )
-    )
-    if not pending and batch_to_api(session, row).status != "in_progress":
-        raise APIError(
-            400,
-            f"Cannot cancel batch {row.id}: it has already finished.",
-            param="batch_id",
-        )
-    for file_row in pending:
-        file_row.status = "cancelled"
-        file_row.lease_owner, file_row.lease_expires_at, file_row.generation = None, None, None
-        session.add(file_row)
-    row.cancelled = True
-    session.add(row)
-    session.commit()
-    return [f.id for f in pending]

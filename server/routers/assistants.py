@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from server.crud import assistants as crud
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project
+from server.deps import DB, Embeddings, Listing, Project
 from server.models import Assistant
 from server.protocol.assistants import AssistantCreate, AssistantObject, AssistantUpdate
 from server.protocol.common import Deleted, ListPage
@@ -16,8 +16,10 @@ router = APIRouter(prefix="/v1/assistants", tags=["assistants"], route_class=JSO
 
 
 @router.post("")
-def create_assistant(body: AssistantCreate, project: Project, db: DB) -> AssistantObject:
-    return crud.to_api(crud.create(db, project, body))
+def create_assistant(
+    body: AssistantCreate, project: Project, db: DB, models: Embeddings
+) -> AssistantObject:
+    return crud.to_api(crud.create(db, project, body, models))
 
 
 @router.get("")
@@ -32,10 +34,10 @@ def get_assistant(assistant_id: str, project: Project, db: DB) -> AssistantObjec
 
 @router.post("/{assistant_id}")
 def update_assistant(
-    assistant_id: str, body: AssistantUpdate, project: Project, db: DB
+    assistant_id: str, body: AssistantUpdate, project: Project, db: DB, models: Embeddings
 ) -> AssistantObject:
     row = crud.get(db, project, assistant_id)
-    return crud.to_api(crud.update(db, row, project, body))
+    return crud.to_api(crud.update(db, row, project, body, models))
 
 
 @router.delete("/{assistant_id}")

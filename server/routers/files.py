@@ -13,7 +13,7 @@ from starlette.types import Message, Receive
 from server.crud import files as crud
 from server.crud import vector_stores
 from server.crud.pagination import paginate
-from server.deps import DB, FileListing, Project
+from server.deps import DB, FileListing, Project, Search
 from server.errors import APIError, bad_request
 from server.ids import now
 from server.models import StoredFile
@@ -153,11 +153,13 @@ def download_file(file_id: str, request: Request, project: Project, db: DB) -> F
 
 
 @router.delete("/{file_id}")
-def delete_file(file_id: str, request: Request, project: Project, db: DB) -> Deleted:
+def delete_file(
+    file_id: str, request: Request, project: Project, db: DB, search: Search
+) -> Deleted:
     row = crud.get(db, project, file_id)
     # The file leaves every vector store (rows first, so no search sees it, then chunks).
     for store_id in vector_stores.detach_everywhere(db, project, file_id):
-        request.app.state.retrieval.remove_file(store_id, file_id)
+        search.remove_file(store_id, file_id)
     if crud.delete(db, row):
         request.app.state.blobs.remove(row.sha256)
     return Deleted(id=file_id, object="file")

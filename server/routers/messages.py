@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from server.crud import messages as crud
 from server.crud import threads, vector_stores
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project
+from server.deps import DB, Embeddings, Listing, Project
 from server.models import Message
 from server.protocol.common import Deleted, ListPage
 from server.protocol.messages import MessageCreate, MessageObject, MessageUpdate
@@ -19,13 +19,15 @@ router = APIRouter(
 
 
 @router.post("")
-def create_message(thread_id: str, body: MessageCreate, project: Project, db: DB) -> MessageObject:
+def create_message(
+    thread_id: str, body: MessageCreate, project: Project, db: DB, models: Embeddings
+) -> MessageObject:
     threads.lock_for_message(db, project, thread_id)
     message = crud.create(db, project, thread_id, body)
     file_search_ids = crud.file_search_ids([body])
     if file_search_ids:  # the thread row only when its vector store is needed
         thread = threads.get(db, project, thread_id)
-        vector_stores.add_attachments(db, project, thread, file_search_ids)
+        vector_stores.add_attachments(db, project, thread, file_search_ids, models)
     return message
 
 

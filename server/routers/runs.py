@@ -13,11 +13,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
+from retrieval.embedding import EmbeddingModels
 from server.crud import assistants, threads
 from server.crud import runs as crud
 from server.crud import steps as step_crud
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project, RunnerDep, WorkerDep
+from server.deps import DB, Embeddings, Listing, Project, RunnerDep, WorkerDep
 from server.errors import bad_request
 from server.ids import new_id
 from server.models import Run, RunStep, Thread
@@ -92,6 +93,7 @@ async def _cancel(runner: Runner, run_id: str) -> None:
 def _create(
     db: Session,
     runner: Runner,
+    models: EmbeddingModels,
     project: str,
     thread: Thread,
     body: RunOptions,
@@ -105,6 +107,7 @@ def _create(
         thread,
         assistant,
         body,
+        models=models,
         requires_action_timeout=runner.settings.requires_action_timeout,
         run_id=run_id,
         lease=_lease(runner) if body.stream else None,
@@ -121,6 +124,7 @@ async def create_thread_and_run(
     db: DB,
     runner: RunnerDep,
     worker: WorkerDep,
+    models: Embeddings,
 ) -> RunObject | StreamingResponse:
     def work() -> tuple[Thread, Run]:
         assistants.get(db, project, body.assistant_id)
@@ -132,8 +136,8 @@ async def create_thread_and_run(
                     "tool_resources": body.tool_resources,
                 }
             )
-        thread = threads.create(db, project, thread_body)
-        return thread, _create(db, runner, project, thread, body, run_id)
+        thread = threads.create(db, project, thread_body, models)
+        return thread, _create(db, runner, models, project, thread, body, run_id)
 
     run_id = new_id("run")
     thread, run = await run_in_threadpool(work)
@@ -164,6 +168,7 @@ async def create_run(
     db: DB,
     runner: RunnerDep,
     worker: WorkerDep,
+    models: Embeddings,
     include: Include = [],
 ) -> RunObject | StreamingResponse:
     def work() -> Run:
@@ -171,6 +176,7 @@ async def create_run(
         return _create(
             db,
             runner,
+            models,
             project,
             thread,
             body,

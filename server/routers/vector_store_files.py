@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from server.crud import file_batches as batches
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project
+from server.deps import DB, Listing, Project, Search, WorkerDep
 from server.errors import bad_request
 from server.models import VectorStoreFile
 from server.protocol.common import Deleted, ListPage
@@ -38,15 +39,15 @@ StatusFilter = Annotated[Literal["in_progress", "completed", "failed", "cancelle
 def attach_file(
     vector_store_id: str,
     body: VectorStoreFileCreate,
-    request: Request,
     response: Response,
     project: Project,
     db: DB,
+    worker: WorkerDep,
 ) -> VectorStoreFileObject:
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
     store = crud.get(db, project, vector_store_id)
     row = crud.attach(db, store, body.file_id, body.chunking_strategy, body.attributes)
-    request.app.state.worker.wake()
+    worker.wake()
     return crud.file_to_api(row)
 
 
@@ -74,23 +75,23 @@ def update_file(
     vector_store_id: str,
     file_id: str,
     body: VectorStoreFileUpdate,
-    request: Request,
     project: Project,
     db: DB,
+    search: Search,
 ) -> VectorStoreFileObject:
     row = crud.get_file(db, project, vector_store_id, file_id)
     crud.update_file(db, row, body.attributes)
     if row.status == "completed":
-        request.app.state.retrieval.update_attributes(vector_store_id, file_id, row.attributes)
+        search.update_attributes(vector_store_id, file_id, row.attributes)
     return crud.file_to_api(row)
 
 
 @router.delete("/files/{file_id}")
 def detach_file(
-    vector_store_id: str, file_id: str, request: Request, project: Project, db: DB
+    vector_store_id: str, file_id: str, project: Project, db: DB, search: Search
 ) -> Deleted:
     crud.detach(db, crud.get_file(db, project, vector_store_id, file_id))
-    request.app.state.retrieval.remove_file(vector_store_id, file_id)
+    search.remove_file(vector_store_id, file_id)
     return Deleted(id=file_id, object="vector_store.file.deleted")
 
 
@@ -117,7 +118,13 @@ def file_content(
 
 @router.get("/files/{file_id}/chunks")
 def list_chunks(
-    vector_store_id: str, file_id: str, request: Request, project: Project, db: DB, page: Listing
+    vector_store_id: str,
+    file_id: str,
+    request: Request,
+    project: Project,
+    db: DB,
+    page: Listing,
+    search: Search,
 ) -> ListPage[ChunkObject]:
     """Extension: every chunk of a file as indexed, in document order by default."""
     crud.get_file(db, project, vector_store_id, file_id)
@@ -135,7 +142,7 @@ def list_chunks(
             embedding_model=c.embedding_model,
             windows=c.windows,
         )
-        for c in request.app.state.retrieval.chunks(vector_store_id, file_id)
+        for c in search.chunks(vector_store_id, file_id)
     ]
     if "order" not in request.query_params:
         page.order = "asc"
@@ -164,15 +171,15 @@ def list_chunks(
 def create_batch(
     vector_store_id: str,
     body: FileBatchCreate,
-    request: Request,
     response: Response,
     project: Project,
     db: DB,
+    worker: WorkerDep,
 ) -> FileBatchObject:
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    batch = crud.create_batch(db, crud.get(db, project, vector_store_id), body)
-    request.app.state.worker.wake()
-    return crud.batch_to_api(db, batch)
+    batch = batches.create_batch(db, crud.get(db, project, vector_store_id), body)
+    worker.wake()
+    return batches.batch_to_api(db, batch)
 
 
 @router.get("/file_batches/{batch_id}")
@@ -180,17 +187,17 @@ def get_batch(
     vector_store_id: str, batch_id: str, response: Response, project: Project, db: DB
 ) -> FileBatchObject:
     response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    return crud.batch_to_api(db, crud.get_batch(db, project, vector_store_id, batch_id))
+    return batches.batch_to_api(db, batches.get_batch(db, project, vector_store_id, batch_id))
 
 
 @router.post("/file_batches/{batch_id}/cancel")
 def cancel_batch(
-    vector_store_id: str, batch_id: str, request: Request, project: Project, db: DB
+    vector_store_id: str, batch_id: str, project: Project, db: DB, search: Search
 ) -> FileBatchObject:
-    batch = crud.get_batch(db, project, vector_store_id, batch_id)
-    for file_id in crud.cancel_batch(db, batch):
-        request.app.state.retrieval.remove_file(vector_store_id, file_id)
-    return crud.batch_to_api(db, batch)
+    batch = batches.get_batch(db, project, vector_store_id, batch_id)
+    for file_id in batches.cancel_batch(db, batch):
+        search.remove_file(vector_store_id, file_id)
+    return batches.batch_to_api(db, batch)
 
 
 @router.get("/file_batches/{batch_id}/files")
@@ -202,7 +209,7 @@ def list_batch_files(
     page: Listing,
     filter: StatusFilter = None,
 ) -> ListPage[VectorStoreFileObject]:
-    crud.get_batch(db, project, vector_store_id, batch_id)
+    batches.get_batch(db, project, vector_store_id, batch_id)
     where = {"project": project, "batch_id": batch_id}
     if filter:
         where["status"] = filter

@@ -9,7 +9,7 @@ from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.filters import InvalidFilter, validate_filters
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
-from server.deps import DB, Listing, Project
+from server.deps import DB, Listing, Project, Search, WorkerDep
 from server.errors import APIError, bad_request
 from server.models import VectorStore
 from server.protocol.common import Deleted, ListPage
@@ -24,17 +24,18 @@ from server.protocol.vector_stores import (
 )
 from server.routers.json_route import JSONRoute
 from server.slow_work import run_slow
+from server.tools.search_service import SearchService
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["vector stores"], route_class=JSONRoute)
 
 
 @router.post("")
 def create_vector_store(
-    body: VectorStoreCreate, request: Request, project: Project, db: DB
+    body: VectorStoreCreate, project: Project, db: DB, search: Search, worker: WorkerDep
 ) -> VectorStoreObject:
-    row = crud.create(db, project, body)
+    row = crud.create(db, project, body, search.models)
     if body.file_ids:
-        request.app.state.worker.wake()
+        worker.wake()
     return crud.to_api_one(db, row)
 
 
@@ -64,24 +65,27 @@ def update_vector_store(
 
 
 @router.delete("/{vector_store_id}")
-def delete_vector_store(
-    vector_store_id: str, request: Request, project: Project, db: DB
-) -> Deleted:
+def delete_vector_store(vector_store_id: str, project: Project, db: DB, search: Search) -> Deleted:
     crud.delete_store(db, crud.get(db, project, vector_store_id))
-    request.app.state.retrieval.remove_store(vector_store_id)
+    search.remove_store(vector_store_id)
     return Deleted(id=vector_store_id, object="vector_store.deleted")
 
 
 @router.post("/{vector_store_id}/search")
 async def search_vector_store(
-    vector_store_id: str, body: SearchRequest, request: Request, project: Project, db: DB
+    vector_store_id: str,
+    body: SearchRequest,
+    request: Request,
+    project: Project,
+    db: DB,
+    search: Search,
 ) -> SearchResultsPage:
     """On the slow-work pool (server/slow_work.py): embedding the query can take a while."""
-    return await run_slow(request, _search, vector_store_id, body, request, project, db)
+    return await run_slow(request, _search, vector_store_id, body, search, project, db)
 
 
 def _search(
-    vector_store_id: str, body: SearchRequest, request: Request, project: str, db: Session
+    vector_store_id: str, body: SearchRequest, search: SearchService, project: str, db: Session
 ) -> SearchResultsPage:
     row = crud.get(db, project, vector_store_id)
     if crud.is_expired(row):
@@ -95,7 +99,7 @@ def _search(
         raise bad_request(str(exc), param=exc.param) from None
     options = body.ranking_options
     try:
-        trace = request.app.state.retrieval.search(
+        trace = search.search(
             [(row.id, row.embedding_model)],
             queries,
             max_num_results=body.max_num_results,

@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
-from retrieval.index import SearchTrace
+from retrieval.records import SearchTrace
 from server.crud import vector_stores
 from server.db import Database
 from server.ids import now

@@ -16,13 +16,13 @@ from typing import Any
 from retrieval.chunking import InvalidChunkingStrategy, chunk_document
 from retrieval.embedding import (
     Embedder,
+    EmbeddingModels,
     EmbeddingModelUnavailable,
     UnknownEmbeddingModel,
-    allow_models,
-    get_embedder,
 )
-from retrieval.index import ChunkIndex, SearchTrace, StoredChunk
+from retrieval.index import ChunkIndex
 from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from retrieval.records import SearchTrace, StoredChunk
 from server.config import Settings
 
 
@@ -53,8 +53,12 @@ class SearchService:
         self._index: ChunkIndex | None = None
         self._lock = threading.Lock()
         # Clients may only name the models the operator offers: the bundled one, the
-        # default and ASSISTD_EMBEDDING_MODELS (process-wide: crud validates with it too).
-        allow_models([settings.embedding_model, *settings.embedding_models])
+        # default and ASSISTD_EMBEDDING_MODELS (crud validates store settings with it).
+        self.models = EmbeddingModels(
+            [settings.embedding_model, *settings.embedding_models],
+            default=settings.embedding_model,
+            onnx_queries=settings.onnx_queries,
+        )
 
     @property
     def index(self) -> ChunkIndex:
@@ -67,7 +71,7 @@ class SearchService:
             return self._index
 
     def embedder(self, name: str) -> Embedder:
-        return get_embedder(name)
+        return self.models.get(name)
 
     def ingest(self, job: IngestJob) -> Ingested:
         """Parse, chunk, embed and index one file. On any failure nothing of the file is

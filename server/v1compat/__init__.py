@@ -2,8 +2,9 @@
 
 A pure-ASGI middleware. Without the v1 header a request passes through untouched, so
 the v2 code knows nothing of v1. With it, request bodies are rewritten to v2
-(`shapes`), v2 answers (JSON and server-sent events) are rewritten to v1 shapes, and
-the v1-only endpoints are served from the v2 API (`handlers`). See docs/v1-compat.md.
+(`shapes`), v2 answers (JSON and server-sent events) are rewritten to v1 shapes as they
+are sent (`responders`, `rewrite`), and the v1-only endpoints are served from the v2 API
+(`handlers`). See docs/v1-compat.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.errors import APIError
 from server.v1compat import handlers, shapes
 from server.v1compat.inner import Inner, Reply
+from server.v1compat.responders import V1Send
+from server.v1compat.rewrite import encode, reply_to_v1, with_length
 
 __all__ = ["V1Compat"]
 
@@ -58,11 +61,6 @@ REWRITES: list[tuple[tuple[str, re.Pattern[str]], Rewrite]] = [
 ]
 
 
-def encode(obj: Any) -> bytes:
-    """JSON as the v2 routes write it (compact, UTF-8)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def wants_v1(scope: Scope) -> bool:
     for name, value in scope["headers"]:
         if name.lower() == b"openai-beta":
@@ -89,60 +87,6 @@ async def read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _with_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
-    kept = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-    return [*kept, (b"content-length", str(length).encode())]
-
-
-def _content_type(message: Message) -> bytes:
-    for name, value in message.get("headers", []):
-        if name.lower() == b"content-type":
-            return bytes(value)
-    return b""
-
-
-async def to_v1(inner: Inner, obj: Any) -> Any:
-    """A v2 object (or list page, or stream event payload) in its v1 shape."""
-    if not isinstance(obj, dict):
-        return obj
-    kind = obj.get("object")
-    if kind == "list" and isinstance(obj.get("data"), list):
-        return {**obj, "data": [await to_v1(inner, item) for item in obj["data"]]}
-    if kind == "assistant":
-        return shapes.assistant_to_v1(obj)
-    if kind == "thread":
-        return shapes.thread_to_v1(obj)
-    if kind == "thread.message":
-        return shapes.message_to_v1(obj)
-    if kind == "thread.message.delta":
-        return shapes.message_delta_to_v1(obj)
-    if kind == "thread.run":
-        return shapes.run_to_v1(obj, await inner.assistant_file_ids(obj["assistant_id"]))
-    if kind == "thread.run.step":
-        return shapes.step_to_v1(obj)
-    if kind == "thread.run.step.delta":
-        return shapes.step_delta_to_v1(obj)
-    return obj
-
-
-async def reply_to_v1(inner: Inner, status: int, body: Any) -> Any:
-    if 200 <= status < 300:
-        return await to_v1(inner, body)
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and "param" in error:
-        return {**body, "error": {**error, "param": shapes.param_to_v1(error["param"])}}
-    return body
-
-
-async def event_to_v1(inner: Inner, event: bytes) -> bytes:
-    lines = event.split(b"\n")
-    for i, line in enumerate(lines):
-        if line.startswith(b"data: {"):
-            data = await to_v1(inner, json.loads(line[len(b"data: ") :]))
-            lines[i] = b"data: " + encode(data)
-    return b"\n".join(lines)
 
 
 class V1Compat:
@@ -189,7 +133,7 @@ class V1Compat:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": _with_length(headers, len(payload)),
+                "headers": with_length(headers, len(payload)),
             }
         )
         await send({"type": "http.response.body", "body": payload})
@@ -197,10 +141,11 @@ class V1Compat:
     async def forward(
         self, scope: Scope, receive: Receive, send: Send, body: bytes | None, inner: Inner
     ) -> None:
-        """Run the v2 app; its JSON answer is rewritten whole, its event stream per event."""
+        """Run the v2 app; its answer is rewritten as it is sent (responders.py): JSON
+        whole, an event stream event by event."""
         downstream_receive = receive
         if body is not None:
-            scope = {**scope, "headers": _with_length(scope["headers"], len(body))}
+            scope = {**scope, "headers": with_length(scope["headers"], len(body))}
             pending = True
 
             async def replay() -> Message:
@@ -211,41 +156,4 @@ class V1Compat:
                 return await receive()
 
             downstream_receive = replay
-        start: Message = {}
-        mode = ""
-        buffer = b""
-
-        async def send_v1(message: Message) -> None:
-            nonlocal start, mode, buffer
-            if message["type"] == "http.response.start":
-                content_type = _content_type(message)
-                if content_type.startswith(b"application/json"):
-                    mode, start = "json", message
-                    return
-                mode = "sse" if content_type.startswith(b"text/event-stream") else ""
-                await send(message)
-                return
-            if message["type"] != "http.response.body" or not mode:
-                await send(message)
-                return
-            buffer += message.get("body", b"")
-            more = bool(message.get("more_body", False))
-            if mode == "json":
-                if not more:
-                    status = start["status"]
-                    data = json.loads(buffer) if buffer else None
-                    payload = encode(await reply_to_v1(inner, status, data))
-                    headers = _with_length(list(start.get("headers", [])), len(payload))
-                    await send({**start, "headers": headers})
-                    await send({"type": "http.response.body", "body": payload})
-                return
-            events = []
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                events.append(await event_to_v1(inner, event) + b"\n\n")
-            if not more:
-                events.append(buffer)
-                buffer = b""
-            await send({"type": "http.response.body", "body": b"".join(events), "more_body": more})
-
-        await self.app(scope, downstream_receive, send_v1)
+        await self.app(scope, downstream_receive, V1Send(send, inner))
