@@ -107,16 +107,21 @@ def ingest_document(
     batch: list[Chunk] = []
     tokens = 0
     budget = MIN_BATCH_TOKENS * 4  # until the encoder's speed is measured
+    read = [0]  # characters read so far
 
     def pieces() -> Iterator[TextPiece]:
         for piece in stream:
             if control.stopped():
                 raise Stopped
+            read[0] += len(piece.text)
             yield piece
 
     def flush() -> None:
         nonlocal batch, tokens, budget
-        progress.fraction = stream.fraction
+        # The parser reads ahead of the encoder: scale its position by how much of the
+        # text read so far the chunks done cover.
+        done = batch[0].start if batch else 0
+        progress.fraction = stream.fraction * (min(1.0, done / read[0]) if read[0] else 0.0)
         if not control.checkpoint(progress):
             raise Stopped
         texts, counts = [c.text for c in batch], [c.tokens for c in batch]

@@ -49,7 +49,13 @@ class Settings:
     # Further models clients may name in a store's `embedding_model` (names or paths);
     # nothing outside these, embedding_model and the bundled model is ever loaded.
     embedding_models: tuple[str, ...] = ()
-    ingest_concurrency: int = 1
+    # Files one process ingests at once (they take turns on the encoder batch by batch),
+    # and may exceed by as many for projects that have nothing being ingested.
+    ingest_concurrency: int = 2
+    ingest_threads: int = 2  # the ingestion encoder's CPU threads; from_env: one per CPU
+    ingest_onnx: bool = True  # ingestion on ONNX Runtime on a CPU (else PyTorch)
+    ingest_int8: bool = True  # with int8 weights (docs/retrieval.md has the recall it keeps)
+    ingest_turn_seconds: float = 0.5  # how long one batch holds the encoder
     # Search queries of a sentence-transformers model on ONNX Runtime (retrieval/onnx_query.py).
     onnx_queries: bool = True
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
@@ -103,7 +109,11 @@ class Settings:
                 for name in (env.get("ASSISTD_EMBEDDING_MODELS") or "").split(",")
                 if name.strip()
             ),
-            ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
+            ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 2)),
+            ingest_threads=max(1, int(env.get("ASSISTD_INGEST_THREADS") or usable_cpus(1))),
+            ingest_onnx=(env.get("ASSISTD_INGEST_ONNX") or "on").lower() not in _OFF,
+            ingest_int8=(env.get("ASSISTD_INGEST_INT8") or "on").lower() not in _OFF,
+            ingest_turn_seconds=float(env.get("ASSISTD_INGEST_TURN_SECONDS") or 0.5),
             onnx_queries=(env.get("ASSISTD_ONNX_QUERIES") or "on").lower() not in _OFF,
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
@@ -112,8 +122,9 @@ class Settings:
         )
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (at least 2): the default number of request threads.
+def usable_cpus(at_least: int = 2) -> int:
+    """CPUs this process may run on (at least `at_least`): the default number of request
+    threads (at least 2) and of the ingestion encoder's threads.
 
     Route handlers hold the GIL for most of their work, so threads beyond the CPUs add
     no parallelism, only contention: on 2 CPUs under 16 concurrent clients, a message
@@ -128,7 +139,7 @@ def usable_cpus() -> int:
     quota = cgroup_cpu_quota()
     if quota is not None:
         count = min(count, quota)
-    return max(2, count)
+    return max(at_least, count)
 
 
 def cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
