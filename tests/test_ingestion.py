@@ -16,7 +16,8 @@ from openai import OpenAI
 
 from bench.common import cpu_seconds
 from tests.conftest import KEY_ALPHA, make_client, server_env
-from tests.support.server_process import ServerProcess
+from tests.support.scripted_model import ScriptedModel
+from tests.support.server_process import TEST_DATABASE_URL, ServerProcess, database_for
 from tests.test_vector_stores import chroma_records, upload
 
 TINY = "The gate code is 4471.\n"  # 23 bytes
@@ -122,8 +123,10 @@ def graceful(
 
 
 def test_sigterm_during_an_ingestion_exits_within_the_grace_and_another_start_redoes_it(
-    graceful: tuple[ServerProcess, dict[str, str]], tmp_path: Path
+    graceful: tuple[ServerProcess, dict[str, str]], model: ScriptedModel, tmp_path: Path
 ) -> None:
+    """A run and an ingestion in flight share the one grace period (they used to get one
+    each, one after the other), and the ingestion's thread does not hold the process."""
     server, env = graceful
     server.start()
     try:
@@ -131,6 +134,14 @@ def test_sigterm_during_an_ingestion_exits_within_the_grace_and_another_start_re
         big = upload(client, tmp_path, "big.txt", big_text(900, 3))
         store = client.vector_stores.create(file_ids=[big.id])
         until(lambda: started(client, store.id, big.id), 300)
+        model.stall(60)
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        model.wait_for_requests(1, timeout=30)
+        assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == (
+            "in_progress"
+        )
         assert server.proc is not None
         t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
@@ -150,3 +161,26 @@ def test_sigterm_during_an_ingestion_exits_within_the_grace_and_another_start_re
             again.stop()
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="replicas share PostgreSQL")
+def test_a_delete_on_another_replica_stops_the_ingestion(
+    tmp_path_factory: pytest.TempPathFactory, scripted: Any, tmp_path: Path
+) -> None:
+    """The replica that ingests learns of a delete made through another one from the
+    database alone (its progress checkpoint and lease renewal are compare-and-set)."""
+    root = tmp_path_factory.mktemp("replicas")
+    env = server_env(scripted[1], DATABASE_URL=database_for(root))
+    worker = ServerProcess(root / "worker", env=env).start()
+    api = ServerProcess(root / "api", env=env, args=["--no-worker"]).start()
+    try:
+        client = make_client(worker.base_url, KEY_ALPHA)
+        big = upload(client, tmp_path, "big.txt", big_text(900, 5))
+        store = client.vector_stores.create(file_ids=[big.id])
+        until(lambda: started(client, store.id, big.id), 300)
+        make_client(api.base_url, KEY_ALPHA).vector_stores.delete(store.id)
+        until(lambda: f"ingestion of {big.id} into {store.id}" in worker.log(), 15)
+        assert "discarded" in worker.log()
+    finally:
+        api.stop()
+        worker.stop()
