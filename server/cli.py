@@ -1,4 +1,5 @@
-"""`assistd` command line: serve, worker, migrate, keys and sandbox."""
+"""`assistd` command line: serve, worker, migrate, keys, sandbox, and the client command
+ingest."""
 
 from __future__ import annotations
 
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="refuse a key from now on (within seconds)")
     revoke.add_argument("key", help="the key's id (key_...), its listed prefix, or the key")
     revoke.set_defaults(func=_keys_revoke)
+    from server import ingest_client
+
+    ingest_client.add_parser(sub)
     sandbox = sub.add_parser("sandbox", help="the code-interpreter sandbox image")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the image without a registry")
