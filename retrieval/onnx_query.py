@@ -168,12 +168,18 @@ def export_query_encoder(model: Any) -> OnnxEncoder | None:
     return encoder(exported) if exported is not None else None
 
 
+def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
+    """onnxruntime.quantization advises pre-processing on the root logger at every call."""
+    return "pre-processing before quantization" not in record.getMessage()
+
+
 def _quantized(graph: bytes) -> bytes:
     """Dynamic int8 quantization of the MatMul weights, one scale per output channel
     (per-tensor scales cost MiniLM far more accuracy)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    logging.getLogger().addFilter(_no_preprocessing_advice)  # once: filters are a set
     with tempfile.TemporaryDirectory(prefix="assistd-onnx-") as tmp:
         source, target = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         source.write_bytes(graph)

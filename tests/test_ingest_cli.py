@@ -37,7 +37,7 @@ def test_a_folder_is_ingested_then_kept_in_sync(
 ) -> None:
     docs = tmp_path / "docs"
     (docs / "guide").mkdir(parents=True)
-    (docs / "guide" / "kettle.md").write_text("# Kettle\n\nThe kettle warranty lasts three years.\n")
+    (docs / "guide" / "kettle.md").write_text("# Kettle\n\nThe warranty lasts three years.\n")
     (docs / "shipping.txt").write_text("Parcels leave the warehouse within two days.\n")
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
     (docs / "photo.png").write_bytes(b"\x89PNG")
