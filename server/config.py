@@ -56,6 +56,12 @@ class Settings:
     ingest_onnx: bool = True  # ingestion on ONNX Runtime on a CPU (else PyTorch)
     ingest_int8: bool = True  # with int8 weights (docs/retrieval.md has the recall it keeps)
     ingest_turn_seconds: float = 0.5  # how long one batch holds the encoder
+    # file_search in runs (server/tools/search_budget.py): defaults for what a run's tool
+    # does not say, and the share of the model's context its results may fill.
+    file_search_max_results: int | None = None  # None: the spec's 20 (5 for gpt-3.5)
+    file_search_score_threshold: float = 0.0
+    file_search_context_share: float = 0.25
+    model_context_tokens: int = 8192  # a model's context when nothing says otherwise
     # Search queries of a sentence-transformers model on ONNX Runtime (retrieval/onnx_query.py).
     onnx_queries: bool = True
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
@@ -114,6 +120,14 @@ class Settings:
             ingest_onnx=(env.get("ASSISTD_INGEST_ONNX") or "on").lower() not in _OFF,
             ingest_int8=(env.get("ASSISTD_INGEST_INT8") or "on").lower() not in _OFF,
             ingest_turn_seconds=float(env.get("ASSISTD_INGEST_TURN_SECONDS") or 0.5),
+            file_search_max_results=int(env["ASSISTD_FILE_SEARCH_MAX_RESULTS"])
+            if env.get("ASSISTD_FILE_SEARCH_MAX_RESULTS")
+            else None,
+            file_search_score_threshold=float(
+                env.get("ASSISTD_FILE_SEARCH_SCORE_THRESHOLD") or 0.0
+            ),
+            file_search_context_share=float(env.get("ASSISTD_FILE_SEARCH_CONTEXT_SHARE") or 0.25),
+            model_context_tokens=int(env.get("ASSISTD_MODEL_CONTEXT_TOKENS") or 8192),
             onnx_queries=(env.get("ASSISTD_ONNX_QUERIES") or "on").lower() not in _OFF,
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
