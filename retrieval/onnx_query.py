@@ -117,6 +117,9 @@ def encoder(exported: Exported, *, threads: int = 1, quantize: bool = False) -> 
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Threads sleep between operators instead of spinning: the server's other work
+        # shares these CPUs, and on a busy machine spinning made ingestion slower.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001
         log.info("model stays on PyTorch: ONNX Runtime session failed (%s)", exc)
