@@ -150,7 +150,8 @@ class Embedder(ABC):
         vectors = self._embed_query(self.windows(text))
         mean = vectors.mean(axis=0)
         norm = float(np.linalg.norm(mean))
-        return (mean / norm if norm else mean).tolist()
+        vector: list[float] = (mean / norm if norm else mean).tolist()
+        return vector
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         encoding = self.load()._tokenizer.encode(text, add_special_tokens=False)
-        return encoding.offsets
+        offsets: list[tuple[int, int]] = encoding.offsets
+        return offsets
 
     def count_tokens_batch(self, texts: list[str]) -> list[int]:
         encodings = self.load()._tokenizer.encode_batch(texts, add_special_tokens=False)
@@ -259,7 +261,7 @@ class SentenceTransformerEmbedder(Embedder):
         model = self.load()._model
         onnx = self._batch_encoder() if self.encoding.onnx else None
         if onnx is None or not texts:
-            return model.encode(
+            vectors: np.ndarray = model.encode(
                 texts,
                 prompt=self._document_prompt,
                 batch_size=self.batch_size,
@@ -267,6 +269,7 @@ class SentenceTransformerEmbedder(Embedder):
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+            return vectors
         return onnx_query.encode_by_length(
             onnx,
             texts,
@@ -282,7 +285,8 @@ class SentenceTransformerEmbedder(Embedder):
         }
         with torch.inference_mode():
             vectors = model(features)["sentence_embedding"]
-            return torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+            out: np.ndarray = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+            return out
 
     def _embed_query(self, texts: list[str]) -> np.ndarray:
         """A query's few windows straight through the model: encode()'s batching machinery

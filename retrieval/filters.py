@@ -14,7 +14,7 @@ side a Python predicate over each file's attributes; both follow Chroma's semant
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -96,7 +96,7 @@ def _only(obj: dict[str, Any], allowed: set[str], param: str) -> None:
             raise InvalidFilter(f"Unknown parameter: '{param}.{key}'.", f"{param}.{key}")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -109,7 +109,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if _is_number(a) and _is_number(b):
-        return a == b
+        return bool(a == b)
     return isinstance(a, str) and isinstance(b, str) and a == b
 
 
@@ -138,7 +138,12 @@ def filter_predicate(filters: dict[str, Any] | None) -> Callable[[Attributes], b
         "lt": lambda a, b: a < b,
         "lte": lambda a, b: a <= b,
     }[kind]
-    return lambda attrs: key in attrs and _is_number(attrs[key]) and compare(attrs[key], value)
+
+    def ordered(attrs: Attributes) -> bool:
+        found = attrs.get(key)
+        return _is_number(found) and compare(found, value)
+
+    return ordered
 
 
 def to_chroma_where(filters: dict[str, Any] | None) -> dict[str, Any] | None:

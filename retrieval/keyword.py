@@ -51,7 +51,8 @@ def keyword_tokens(text: str) -> list[str]:
         if len(parts) > 1:
             wholes.append(token)
         words.extend(p for p in parts if p and p not in _STOPWORDS and (len(p) > 1 or p.isdigit()))
-    return _stemmer().stemWords(words) + wholes
+    stems: list[str] = _stemmer().stemWords(words)
+    return stems + wholes
 
 
 @dataclass
@@ -151,18 +152,21 @@ class KeywordIndex:
         for token in tokens:
             df = self.doc_freq.get(token, 0)
             idf += math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return max(idf / (1 + self.retriever.k1), 1e-9)
+        k1: float = self.retriever.k1
+        return max(idf / (1 + k1), 1e-9)
 
     def top(self, scores: np.ndarray, k: int) -> list[int]:
         """Positions of the `k` best chunks with a positive score, best first."""
         hits = np.flatnonzero(scores > 0)
         if len(hits) > k:
             hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
-        return hits[np.argsort(-scores[hits], kind="stable")].tolist()
+        best: list[int] = hits[np.argsort(-scores[hits], kind="stable")].tolist()
+        return best
 
     def file_mask(self, predicate: Any) -> np.ndarray:
         """1.0 for chunks whose file passes `predicate`, else 0.0."""
         keep = np.fromiter(
             (bool(predicate(a)) for a in self.attributes), dtype=bool, count=len(self.files)
         )
-        return keep[self.file_of].astype(np.float32)
+        mask: np.ndarray = keep[self.file_of].astype(np.float32)
+        return mask

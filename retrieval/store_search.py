@@ -71,7 +71,7 @@ class StoreSearch:
         positions = np.asarray([snap.position.get(k, -1) for k in keys])
         keyword = np.stack([np.where(positions >= 0, s[positions], 0.0) for s in keyword_all])
         vector = np.clip(np.nan_to_num(np.stack([similarity[k] for k in keys], axis=1)), 0.0, 1.0)
-        scores = fuse(vector, keyword, ranker)  # both (queries, keys)
+        fused = fuse(vector, keyword, ranker)  # both (queries, keys)
         for j, key in enumerate(keys):
             facts = info[key]
             self.candidates.append(
@@ -85,9 +85,9 @@ class StoreSearch:
                     end=facts.end,
                     page=facts.page,
                     attributes=dict(facts.attributes),
-                    vector_score=scores.vector[j],
-                    keyword_score=scores.keyword[j],
-                    score=scores.score[j],
+                    vector_score=fused.vector[j],
+                    keyword_score=fused.keyword[j],
+                    score=fused.score[j],
                     vector_rank=vector_ranks.get(key),
                     keyword_rank=keyword_ranks.get(key),
                     key=key,

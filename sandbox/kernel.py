@@ -21,16 +21,17 @@ import os
 import sys
 import tempfile
 import traceback
+from typing import Any
 
 WORK = "/mnt/data"
 MAX_LOG_BYTES = 64 * 1024
 MAX_FILES_SCANNED = 2000
 
 _proto = os.fdopen(os.dup(1), "w", buffering=1)
-_namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+_namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
 
 
-def _snapshot():
+def _snapshot() -> dict[str, tuple[int, int]]:
     seen = {}
     for root, _dirs, files in os.walk(WORK):
         for name in files:
@@ -45,7 +46,7 @@ def _snapshot():
     return seen
 
 
-def _figures():
+def _figures() -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return []
@@ -61,12 +62,14 @@ def _figures():
     return images
 
 
-def _run(code):
+def _run(code: str) -> None:
     """Execute like a notebook cell: the value of a final expression is printed."""
     tree = ast.parse(code, "<code>", "exec")
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    final = tree.body[-1] if tree.body else None
+    if isinstance(final, ast.Expr):
+        tree.body.pop()
+        last = ast.Expression(final.value)
     exec(compile(tree, "<code>", "exec"), _namespace)
     if last is not None:
         value = eval(compile(last, "<code>", "eval"), _namespace)
@@ -74,7 +77,7 @@ def _run(code):
             print(repr(value))
 
 
-def _exec(code):
+def _exec(code: str) -> dict[str, Any]:
     before = _snapshot()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -113,14 +116,14 @@ def _exec(code):
     return {"logs": logs, "error": error, "images": images, "files": files}
 
 
-def _safe_path(name):
+def _safe_path(name: str) -> str:
     path = os.path.realpath(os.path.join(WORK, name))
     if not path.startswith(WORK + "/"):
         raise ValueError("path outside " + WORK)
     return path
 
 
-def _handle(request):
+def _handle(request: dict[str, Any]) -> dict[str, Any]:
     op = request.get("op")
     if op == "exec":
         return _exec(request["code"])
@@ -138,7 +141,7 @@ def _handle(request):
     raise ValueError(f"unknown op {op!r}")
 
 
-def main():
+def main() -> None:
     os.makedirs(WORK, exist_ok=True)
     os.chdir(WORK)
     _proto.write(json.dumps({"ok": True, "ready": True}) + "\n")

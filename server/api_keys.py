@@ -82,7 +82,11 @@ def revoke_key(engine: Engine, ref: str) -> ApiKey:
     ref = ref.strip().removesuffix("...")  # as `keys list` shows the prefix
     with Session(engine, expire_on_commit=False) as session:
         query = select(ApiKey).where(
-            or_(ApiKey.id == ref, ApiKey.prefix == ref, ApiKey.key_hash == hash_key(ref))
+            or_(
+                col(ApiKey.id) == ref,
+                col(ApiKey.prefix) == ref,
+                col(ApiKey.key_hash) == hash_key(ref),
+            )
         )
         rows = list(session.exec(query))
         if not rows:

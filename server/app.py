@@ -34,8 +34,8 @@ from server.runs.observe import Observers
 from server.runs.runner import Runner
 from server.runs.worker import Worker, worker_name
 from server.storage import BlobStore
-from server.tools import server_tools
 from server.tools.ingestion import Ingestor
+from server.tools.registry import server_tools
 from server.tools.search_service import SearchService
 from server.v1compat import V1Compat
 

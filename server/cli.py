@@ -49,7 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=args.access_log,
-        timeout_keep_alive=settings.keep_alive_seconds,
+        # uvicorn annotates this int, and takes any number of seconds (call_later).
+        timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
     )
     return 0
 

@@ -192,5 +192,5 @@ def sandbox_config(env: dict[str, str]) -> SandboxConfig:
         tmp_size=get("TMP") or base.tmp_size,
         exec_timeout=float(get("TIMEOUT") or base.exec_timeout),
         idle_ttl=float(get("TTL") or base.idle_ttl),
-        pool_size=int(get("POOL") if get("POOL") is not None else base.pool_size),
+        pool_size=int(pool) if (pool := get("POOL")) is not None else base.pool_size,
     )

@@ -14,7 +14,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -35,7 +37,7 @@ def make_engine(url: str) -> Engine:
         )
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -73,7 +75,14 @@ def _serialize_writes(engine: Engine) -> None:
     key = "assistd_write_lock"
 
     @event.listens_for(engine, "before_cursor_execute")
-    def _take(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def _take(
+        conn: Connection,
+        cursor: DBAPICursor,
+        statement: str,
+        params: object,
+        context: object,
+        executemany: bool,
+    ) -> None:
         info = conn.connection.info
         if not info.get(key) and statement.lstrip()[:7].upper().startswith(_WRITE_VERBS):
             lock.acquire()
@@ -84,19 +93,21 @@ def _serialize_writes(engine: Engine) -> None:
             lock.release()
 
     @event.listens_for(engine, "commit")
-    def _on_commit(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_commit(conn: Connection) -> None:
         _drop(conn.connection.info)
 
     @event.listens_for(engine, "rollback")
-    def _on_rollback(conn) -> None:  # type: ignore[no-untyped-def]
+    def _on_rollback(conn: Connection) -> None:
         _drop(conn.connection.info)
 
     @event.listens_for(engine, "reset")
-    def _on_reset(dbapi_conn, record, reset_state) -> None:  # type: ignore[no-untyped-def]
+    def _on_reset(
+        dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, reset_state: object
+    ) -> None:
         _drop(record.info)
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    def _on_checkin(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         _drop(record.info)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Table
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Field, SQLModel
 
 
@@ -261,3 +262,11 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(unique=True, index=True, max_length=64)
     created_at: int
     revoked_at: int | None = None
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for prebuilt Core statements (SQLModel does not declare
+    `__table__` to type checkers)."""
+    table = sa_inspect(model).local_table
+    assert isinstance(table, Table)
+    return table

@@ -79,7 +79,7 @@ def get_batch(session: Session, project: str, store_id: str, batch_id: str) -> V
 
 def batch_to_api(session: Session, row: VectorStoreFileBatch) -> FileBatchObject:
     c = FileCounts()
-    for status, n in session.exec(  # type: ignore[call-overload]
+    for status, n in session.exec(
         select(VectorStoreFile.status, func.count())
         .where(VectorStoreFile.batch_id == row.id)
         .group_by(VectorStoreFile.status)
@@ -98,7 +98,7 @@ def batch_to_api(session: Session, row: VectorStoreFileBatch) -> FileBatchObject
         id=row.id,
         created_at=row.created_at,
         vector_store_id=row.vector_store_id,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         file_counts=c,
     )
 

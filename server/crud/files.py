@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
@@ -21,7 +21,7 @@ def to_api(row: StoredFile) -> FileObject:
         expires_at=row.expires_at,
         filename=row.filename,
         purpose=row.purpose,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
     )
 
 
@@ -81,7 +81,7 @@ def require_files(session: Session, project: str, refs: Iterable[tuple[str, str]
         session.exec(
             select(StoredFile.id).where(
                 StoredFile.project == project,
-                StoredFile.id.in_(list(wanted)),  # type: ignore[attr-defined]
+                col(StoredFile.id).in_(list(wanted)),
             )
         )
     )

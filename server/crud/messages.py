@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import inspect
 from sqlmodel import Session, select
@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from server.crud import files
 from server.errors import not_found
 from server.ids import new_id, now
-from server.models import Message
+from server.models import Message, table_of
 from server.protocol.messages import (
     ImageFilePart,
     MessageCreate,
@@ -96,6 +96,7 @@ def build(project: str, thread_id: str, body: MessageCreate, created_at: int) ->
 
 # attribute name -> column name (`meta` is stored as `metadata`), for Core inserts.
 _COLUMNS = {prop.key: prop.columns[0].key for prop in inspect(Message).column_attrs}
+_MESSAGES_INSERT = table_of(Message).insert()
 # What a message made by a create endpoint leaves unset (NULL in the row).
 _UNSET = dict.fromkeys(("assistant_id", "run_id", "incomplete_details", "incomplete_at"))
 
@@ -106,11 +107,12 @@ def create(session: Session, project: str, thread_id: str, body: MessageCreate) 
     files.require_files(session, project, file_refs(body, ""))
     values = _values(project, thread_id, body, now())
     session.connection().execute(
-        Message.__table__.insert(),  # type: ignore[attr-defined]
+        _MESSAGES_INSERT,
         {_COLUMNS[key]: value for key, value in values.items()},
     )
     session.commit()
-    return to_api(SimpleNamespace(**_UNSET, **values))
+    # The values read like the row (to_api reads attributes only): no ORM instance.
+    return to_api(cast(Message, SimpleNamespace(**_UNSET, **values)))
 
 
 def update_metadata(session: Session, row: Message, metadata: dict[str, str] | None) -> Message:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, delete, func, select
 
 from retrieval.embedding import EmbeddingModels
 from server import run_states as states
 from server.crud import files, messages, steps, vector_stores
 from server.errors import bad_request, not_found
 from server.ids import new_id, now
-from server.models import Assistant, Message, Run, RunStep, Thread
+from server.models import Assistant, Message, Run, RunStep, Thread, table_of
 from server.protocol.common import dump_response_format, dump_tools
 from server.protocol.messages import MessageCreate
 from server.protocol.runs import RunObject, RunOptions
@@ -97,9 +97,9 @@ def _lock_idle_thread(session: Session, thread_id: str, run_id: str | None) -> s
     # the UPDATE; skipping the ORM's synchronisation was a fifth of its CPU.
     sync = {"synchronize_session": "auto" if run_id else False}
     for _ in range(3):
-        taken = session.exec(  # type: ignore[call-overload]
+        taken = session.exec(
             update(Thread)
-            .where(Thread.id == thread_id, Thread.active_run_id.is_(None))  # type: ignore[union-attr]
+            .where(col(Thread.id) == thread_id, col(Thread.active_run_id).is_(None))
             .values(active_run_id=run_id),
             execution_options=sync,
         ).rowcount
@@ -112,9 +112,9 @@ def _lock_idle_thread(session: Session, thread_id: str, run_id: str | None) -> s
         if status is not None and status not in states.TERMINAL:
             return active
         # A stale pointer (e.g. the run was deleted with a crash in between): take over.
-        taken = session.exec(  # type: ignore[call-overload]
+        taken = session.exec(
             update(Thread)
-            .where(Thread.id == thread_id, Thread.active_run_id == active)
+            .where(col(Thread.id) == thread_id, col(Thread.active_run_id) == active)
             .values(active_run_id=run_id),
             execution_options=sync,
         ).rowcount
@@ -133,7 +133,7 @@ def _claim_thread(session: Session, thread: Thread, run_id: str) -> None:
         )
 
 
-_threads = Thread.__table__  # type: ignore[attr-defined]
+_threads = table_of(Thread)
 _TAKE_IDLE_THREAD = (
     update(_threads)
     .where(
@@ -264,7 +264,7 @@ def _check_tool_choice(run: Run) -> None:
 
 def set_fields(session: Session, run: Run, **values: Any) -> None:
     """Plain field updates that are not status changes (usage, lease, metadata)."""
-    session.exec(update(Run).where(Run.id == run.id).values(**values))  # type: ignore[call-overload]
+    session.exec(update(Run).where(col(Run.id) == run.id).values(**values))
     session.commit()
     for key, value in values.items():
         setattr(run, key, value)
@@ -286,8 +286,8 @@ def transition(session: Session, run: Run, target: str, **values: Any) -> bool:
     if target in states.TERMINAL:
         values.update(expires_at=None, lease_owner=None, lease_expires_at=None)
         values.setdefault("required_action", None)
-    changed = session.exec(  # type: ignore[call-overload]
-        update(Run).where(Run.id == run.id, Run.status == current).values(**values)
+    changed = session.exec(
+        update(Run).where(col(Run.id) == run.id, col(Run.status) == current).values(**values)
     ).rowcount
     if not changed:
         session.rollback()
@@ -300,9 +300,9 @@ def transition(session: Session, run: Run, target: str, **values: Any) -> bool:
         return False
     if target in states.TERMINAL:
         _end_in_flight(session, run, target, ts, values.get("last_error"))
-        session.exec(  # type: ignore[call-overload]
+        session.exec(
             update(Thread)
-            .where(Thread.id == run.thread_id, Thread.active_run_id == run.id)
+            .where(col(Thread.id) == run.thread_id, col(Thread.active_run_id) == run.id)
             .values(active_run_id=None)
         )
     session.commit()
@@ -339,10 +339,8 @@ def _end_in_flight(
 
 
 def delete_for_thread(session: Session, thread_id: str) -> None:
-    from sqlmodel import delete
-
-    session.exec(delete(RunStep).where(RunStep.thread_id == thread_id))  # type: ignore[call-overload]
-    session.exec(delete(Run).where(Run.thread_id == thread_id))  # type: ignore[call-overload]
+    session.exec(delete(RunStep).where(col(RunStep.thread_id) == thread_id))
+    session.exec(delete(Run).where(col(Run.thread_id) == thread_id))
 
 
 def submit_tool_outputs(
@@ -368,7 +366,7 @@ def submit_tool_outputs(
         .where(
             RunStep.run_id == run.id, RunStep.type == "tool_calls", RunStep.status == "in_progress"
         )
-        .order_by(RunStep.seq.desc())  # type: ignore[union-attr]
+        .order_by(col(RunStep.seq).desc())
     ).first()
     values: dict[str, Any] = {"required_action": None, "expires_at": None}
     if lease:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import bindparam
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from retrieval.embedding import EmbeddingModels
 from server.crud import files, messages, runs, vector_stores
 from server.crud.resources import dump_tool_resources
 from server.errors import not_found
 from server.ids import new_id, now
-from server.models import Message, Thread
+from server.models import Message, Thread, table_of
 from server.protocol.threads import ThreadCreate, ThreadObject, ThreadUpdate
 
 
@@ -32,12 +32,10 @@ def get(session: Session, project: str, thread_id: str) -> Thread:
     return row
 
 
+_threads = table_of(Thread)
 _EXISTS = (
-    select(Thread.__table__.c.id)  # type: ignore[attr-defined]
-    .where(
-        Thread.__table__.c.project == bindparam("project"),  # type: ignore[attr-defined]
-        Thread.__table__.c.id == bindparam("id"),  # type: ignore[attr-defined]
-    )
+    select(_threads.c.id)
+    .where(_threads.c.project == bindparam("project"), _threads.c.id == bindparam("id"))
     .limit(1)
 )
 
@@ -101,6 +99,6 @@ def delete_thread(session: Session, row: Thread) -> None:
     too, instead of deleting the children it can see and leaving the late one behind."""
     session.exec(select(Thread.id).where(Thread.id == row.id).with_for_update()).first()
     runs.delete_for_thread(session, row.id)
-    session.exec(delete(Message).where(Message.thread_id == row.id))  # type: ignore[call-overload]
+    session.exec(delete(Message).where(col(Message.thread_id) == row.id))
     session.delete(row)
     session.commit()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from retrieval.chunking import InvalidChunkingStrategy, normalize_strategy
 from retrieval.embedding import EmbeddingModels, UnknownEmbeddingModel
@@ -23,6 +23,7 @@ from server.errors import bad_request, not_found
 from server.ids import new_id, now
 from server.models import StoredFile, Thread, VectorStore, VectorStoreFile, VectorStoreFileBatch
 from server.protocol.vector_stores import (
+    ExpiresAfter,
     FileCounts,
     FileProgress,
     VectorStoreCreate,
@@ -49,14 +50,14 @@ def stats(session: Session, store_ids: Iterable[str]) -> dict[str, StoreStats]:
     out = {store_id: StoreStats(FileCounts()) for store_id in ids}
     if not ids:
         return out
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         select(
             VectorStoreFile.vector_store_id,
             VectorStoreFile.status,
             func.count(),
             func.coalesce(func.sum(VectorStoreFile.usage_bytes), 0),
         )
-        .where(VectorStoreFile.vector_store_id.in_(ids))  # type: ignore[attr-defined]
+        .where(col(VectorStoreFile.vector_store_id).in_(ids))
         .group_by(VectorStoreFile.vector_store_id, VectorStoreFile.status)
     ).all()
     for store_id, status, n, size in rows:
@@ -84,7 +85,7 @@ def to_api(row: Any, store: StoreStats) -> VectorStoreObject:
         name=row.name or "",
         usage_bytes=store.usage_bytes,
         file_counts=store.file_counts,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         expires_after=row.expires_after,
         expires_at=row.expires_at,
         last_active_at=row.last_active_at,
@@ -111,7 +112,7 @@ def require_stores(session: Session, project: str, store_ids: list[str], param: 
         session.exec(
             select(VectorStore.id).where(
                 VectorStore.project == project,
-                VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+                col(VectorStore.id).in_(store_ids),
             )
         )
     )
@@ -198,7 +199,7 @@ def add_attachments(
         session.exec(
             select(VectorStore).where(
                 VectorStore.project == project,
-                VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+                col(VectorStore.id).in_(store_ids),
             )
         ).all()
         if store_ids
@@ -209,7 +210,7 @@ def add_attachments(
     if store is None:
         body = VectorStoreCreate(
             name=f"Vector store for {thread.id}",
-            expires_after={"anchor": "last_active_at", "days": THREAD_STORE_DAYS},  # type: ignore[arg-type]
+            expires_after=ExpiresAfter(anchor="last_active_at", days=THREAD_STORE_DAYS),
         )
         store = create(session, project, body, models, commit=False)
         resources["file_search"] = {"vector_store_ids": [store.id]}
@@ -246,9 +247,7 @@ def update(session: Session, row: VectorStore, body: VectorStoreUpdate) -> Vecto
 def touch(session: Session, store_ids: list[str], commit: bool = True) -> None:
     """Mark stores used now: last_active_at moves, and with it an expiry anchored on it."""
     t = now()
-    for row in session.exec(
-        select(VectorStore).where(VectorStore.id.in_(store_ids))  # type: ignore[attr-defined]
-    ):
+    for row in session.exec(select(VectorStore).where(col(VectorStore.id).in_(store_ids))):
         if is_expired(row, t):
             continue
         row.last_active_at = t
@@ -260,7 +259,7 @@ def touch(session: Session, store_ids: list[str], commit: bool = True) -> None:
 
 def delete_store(session: Session, row: VectorStore) -> None:
     for model in (VectorStoreFile, VectorStoreFileBatch):
-        session.exec(delete(model).where(model.vector_store_id == row.id))  # type: ignore[call-overload]
+        session.exec(delete(model).where(col(model.vector_store_id) == row.id))
     session.delete(row)
     session.commit()
 
@@ -270,7 +269,7 @@ def searchable(session: Session, project: str, store_ids: list[str]) -> list[Vec
     rows = session.exec(
         select(VectorStore).where(
             VectorStore.project == project,
-            VectorStore.id.in_(store_ids),  # type: ignore[attr-defined]
+            col(VectorStore.id).in_(store_ids),
         )
     ).all()
     by_id = {r.id: r for r in rows if not is_expired(r)}
@@ -390,9 +389,9 @@ def detach_everywhere(session: Session, project: str, file_id: str) -> list[str]
             )
         )
     )
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         delete(VectorStoreFile).where(
-            VectorStoreFile.project == project, VectorStoreFile.id == file_id
+            col(VectorStoreFile.project) == project, col(VectorStoreFile.id) == file_id
         )
     )
     session.commit()

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from server.protocol.common import Metadata, Request, ResponseFormat, ToolResources, Tools
+from server.protocol.common import (
+    Metadata,
+    Request,
+    ResponseFormat,
+    ResponseFormatSpec,
+    ToolResources,
+    ToolResourcesSpec,
+    Tools,
+    ToolSpec,
+)
 
 Temperature = Annotated[float, Field(ge=0, le=2)]
 TopP = Annotated[float, Field(ge=0, le=1)]
@@ -51,9 +60,9 @@ class AssistantObject(BaseModel):
     description: str | None
     model: str
     instructions: str | None
-    tools: list[dict[str, Any]]
-    tool_resources: dict[str, Any] | None
+    tools: list[ToolSpec]
+    tool_resources: ToolResourcesSpec | None
     metadata: dict[str, str]
     temperature: float | None
     top_p: float | None
-    response_format: Any
+    response_format: ResponseFormatSpec

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 MAX_METADATA_KEYS = 16
 MAX_METADATA_KEY_LEN = 64
@@ -131,6 +132,95 @@ def dump_response_format(value: Any) -> Any:
 
 
 # --- responses ------------------------------------------------------------------------
+#
+# Nested parts of response objects are TypedDicts shaped like the SDK's models: pydantic
+# checks them when a response is built, they serialise with exactly the keys stored (an
+# optional key absent stays absent), and they cost a dict, not a model instance, on the
+# hottest reads (a page of messages).
+
+
+class CodeInterpreterToolSpec(TypedDict):
+    type: Literal["code_interpreter"]
+
+
+class RankingOptionsSpec(TypedDict):
+    ranker: Literal["auto", "default_2024_08_21"]
+    score_threshold: float
+
+
+class FileSearchSpec(TypedDict, total=False):
+    max_num_results: int
+    ranking_options: RankingOptionsSpec
+
+
+class FileSearchToolSpec(TypedDict):
+    type: Literal["file_search"]
+    file_search: NotRequired[FileSearchSpec]
+
+
+class FunctionSpec(TypedDict):
+    name: str
+    description: NotRequired[str]
+    parameters: NotRequired[dict[str, Any]]
+    strict: NotRequired[bool]
+
+
+class FunctionToolSpec(TypedDict):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+ToolSpec = Annotated[
+    CodeInterpreterToolSpec | FileSearchToolSpec | FunctionToolSpec, Field(discriminator="type")
+]
+
+
+class CodeInterpreterResourcesSpec(TypedDict):
+    file_ids: list[str]
+
+
+class FileSearchResourcesSpec(TypedDict):
+    vector_store_ids: list[str]
+
+
+class ToolResourcesSpec(TypedDict, total=False):
+    code_interpreter: CodeInterpreterResourcesSpec
+    file_search: FileSearchResourcesSpec
+
+
+class TextFormatSpec(TypedDict):
+    type: Literal["text"]
+
+
+class JsonObjectFormatSpec(TypedDict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(TypedDict):
+    name: str
+    description: NotRequired[str]
+    schema: NotRequired[dict[str, Any]]
+    strict: NotRequired[bool]
+
+
+class JsonSchemaFormatSpec(TypedDict):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormatSpec = (
+    Literal["auto"]
+    | Annotated[
+        TextFormatSpec | JsonObjectFormatSpec | JsonSchemaFormatSpec, Field(discriminator="type")
+    ]
+)
+
+
+class Usage(TypedDict):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
 
 T = TypeVar("T")
 

@@ -1,193 +1,144 @@
 """Stream deltas: the payloads of `thread.message.delta` and `thread.run.step.delta`
-events, shaped like the SDK's `MessageDeltaEvent` and `RunStepDeltaEvent`.
+events, typed like the SDK's `MessageDeltaEvent` and `RunStepDeltaEvent`.
 
-A delta says what changed, so a field goes out only when it was given: a model here
-serialises the fields set on it (plus `object`, which is always sent), and a field given
-as None is sent as null (a function call's first fragment carries `"output": null`).
-The builders at the bottom are the only way the run engine makes these payloads.
+A delta says only what changed, so most keys are optional, and a key given as None is
+sent as null (a function call's first fragment carries `"output": null`). The types are
+TypedDicts: a delta is built once and serialised once, so it costs a dict, and mypy
+checks every key and value where one is built. The builders at the bottom are the only
+way the run engine makes these payloads.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import Literal, NotRequired
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from typing_extensions import TypedDict
 
-
-class Sparse(BaseModel):
-    """Serialises only the fields it was given, and those with a non-None default."""
-
-    _always: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        cls._always = frozenset(
-            name for name, f in cls.model_fields.items() if f.default is not None
-        )
-
-    @model_serializer(mode="wrap")
-    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        given = self.model_fields_set | self._always
-        return {k: v for k, v in data.items() if k in given}
-
+from server.protocol.messages import FileCitationAnnotation, FilePathAnnotation
+from server.protocol.runs import CodeOutput, FileSearchRanking, ImageRef
 
 # --- message deltas --------------------------------------------------------------------
 
 
-class FileCitation(Sparse):
-    file_id: str | None = None
-    quote: str | None = None  # our extension of the v2 shape (the v1 API had it)
-
-
-class FileCitationDelta(Sparse):
+class FileCitationDelta(FileCitationAnnotation):
     index: int
-    type: Literal["file_citation"] = "file_citation"
-    text: str | None = None
-    start_index: int | None = None
-    end_index: int | None = None
-    file_citation: FileCitation | None = None
 
 
-class FilePath(Sparse):
-    file_id: str | None = None
-
-
-class FilePathDelta(Sparse):
+class FilePathDelta(FilePathAnnotation):
     index: int
-    type: Literal["file_path"] = "file_path"
-    text: str | None = None
-    start_index: int | None = None
-    end_index: int | None = None
-    file_path: FilePath | None = None
 
 
-AnnotationDelta = Annotated[FileCitationDelta | FilePathDelta, Field(discriminator="type")]
+AnnotationDelta = FileCitationDelta | FilePathDelta
 
 
-class TextDelta(Sparse):
-    value: str | None = None
-    annotations: list[AnnotationDelta] | None = None
+class TextDelta(TypedDict):
+    value: NotRequired[str]
+    annotations: NotRequired[list[AnnotationDelta]]
 
 
-class TextDeltaBlock(Sparse):
+class TextDeltaBlock(TypedDict):
     index: int
-    type: Literal["text"] = "text"
-    text: TextDelta | None = None
+    type: Literal["text"]
+    text: TextDelta
 
 
-class ImageFileDelta(Sparse):
-    file_id: str | None = None
+class ImageFileDelta(TypedDict):
+    file_id: str
 
 
-class ImageFileDeltaBlock(Sparse):
+class ImageFileDeltaBlock(TypedDict):
     index: int
-    type: Literal["image_file"] = "image_file"
-    image_file: ImageFileDelta | None = None
+    type: Literal["image_file"]
+    image_file: ImageFileDelta
 
 
-MessageContentDelta = Annotated[TextDeltaBlock | ImageFileDeltaBlock, Field(discriminator="type")]
+class MessageDelta(TypedDict):
+    content: list[TextDeltaBlock | ImageFileDeltaBlock]
 
 
-class MessageDelta(Sparse):
-    content: list[MessageContentDelta] | None = None
-
-
-class MessageDeltaEvent(Sparse):
+class MessageDeltaEvent(TypedDict):
     id: str
-    object: Literal["thread.message.delta"] = "thread.message.delta"
+    object: Literal["thread.message.delta"]
     delta: MessageDelta
 
 
 # --- run step deltas -------------------------------------------------------------------
 
 
-class FunctionDelta(Sparse):
-    name: str | None = None
-    arguments: str | None = None
-    output: str | None = None
+class FunctionDelta(TypedDict):
+    name: NotRequired[str]
+    arguments: NotRequired[str]
+    output: NotRequired[str | None]
 
 
-class FunctionToolCallDelta(Sparse):
+class FunctionToolCallDelta(TypedDict):
     index: int
-    type: Literal["function"] = "function"
-    id: str | None = None
-    function: FunctionDelta | None = None
+    type: Literal["function"]
+    id: NotRequired[str]
+    function: FunctionDelta
 
 
-class CodeLogs(Sparse):
+class CodeLogsDelta(TypedDict):
     index: int
-    type: Literal["logs"] = "logs"
-    logs: str | None = None
+    type: Literal["logs"]
+    logs: str
 
 
-class ImageRef(Sparse):
-    file_id: str | None = None
-
-
-class CodeImage(Sparse):
+class CodeImageDelta(TypedDict):
     index: int
-    type: Literal["image"] = "image"
-    image: ImageRef | None = None
+    type: Literal["image"]
+    image: ImageRef
 
 
-CodeOutputDelta = Annotated[CodeLogs | CodeImage, Field(discriminator="type")]
+CodeOutputDelta = CodeLogsDelta | CodeImageDelta
 
 
-class CodeInterpreterDelta(Sparse):
-    input: str | None = None
-    outputs: list[CodeOutputDelta] | None = None
+class CodeInterpreterDelta(TypedDict):
+    input: NotRequired[str]
+    outputs: NotRequired[list[CodeOutputDelta]]
 
 
-class CodeInterpreterToolCallDelta(Sparse):
+class CodeInterpreterToolCallDelta(TypedDict):
     index: int
-    type: Literal["code_interpreter"] = "code_interpreter"
-    id: str | None = None
-    code_interpreter: CodeInterpreterDelta | None = None
+    type: Literal["code_interpreter"]
+    id: NotRequired[str]
+    code_interpreter: CodeInterpreterDelta
 
 
-class RankingOptions(Sparse):
-    ranker: str
-    score_threshold: float
-
-
-class FileSearchResultDelta(Sparse):
+class FileSearchResultDelta(TypedDict):
     file_id: str
     file_name: str
     score: float
 
 
-class FileSearchDelta(Sparse):
-    ranking_options: RankingOptions | None = None
-    results: list[FileSearchResultDelta] | None = None
+class FileSearchDelta(TypedDict, total=False):
+    ranking_options: FileSearchRanking
+    results: list[FileSearchResultDelta]
 
 
-class FileSearchToolCallDelta(Sparse):
+class FileSearchToolCallDelta(TypedDict):
     index: int
-    type: Literal["file_search"] = "file_search"
-    id: str | None = None
+    type: Literal["file_search"]
+    id: NotRequired[str]
     file_search: FileSearchDelta
 
 
-ToolCallDelta = Annotated[
-    FunctionToolCallDelta | CodeInterpreterToolCallDelta | FileSearchToolCallDelta,
-    Field(discriminator="type"),
-]
+ToolCallDelta = FunctionToolCallDelta | CodeInterpreterToolCallDelta | FileSearchToolCallDelta
 
 
-class ToolCallsDelta(Sparse):
-    type: Literal["tool_calls"] = "tool_calls"
-    tool_calls: list[ToolCallDelta] | None = None
+class ToolCallsDelta(TypedDict):
+    type: Literal["tool_calls"]
+    tool_calls: list[ToolCallDelta]
 
 
-class RunStepDelta(Sparse):
-    step_details: ToolCallsDelta | None = None
+class RunStepDelta(TypedDict):
+    step_details: ToolCallsDelta
 
 
-class RunStepDeltaEvent(Sparse):
+class RunStepDeltaEvent(TypedDict):
     id: str
-    object: Literal["thread.run.step.delta"] = "thread.run.step.delta"
+    object: Literal["thread.run.step.delta"]
     delta: RunStepDelta
 
 
@@ -196,36 +147,61 @@ class RunStepDeltaEvent(Sparse):
 
 def message_text(message_id: str, index: int, text: str) -> MessageDeltaEvent:
     """More text of the content part at `index`."""
-    block = TextDeltaBlock(index=index, text=TextDelta(value=text, annotations=[]))
-    return MessageDeltaEvent(id=message_id, delta=MessageDelta(content=[block]))
+    block = TextDeltaBlock(index=index, type="text", text={"value": text, "annotations": []})
+    return _message_delta(message_id, [block])
 
 
 def message_images(message_id: str, file_ids: list[str]) -> MessageDeltaEvent:
     """Image parts that lead a message (figures the sandbox made before it)."""
     blocks: list[TextDeltaBlock | ImageFileDeltaBlock] = [
-        ImageFileDeltaBlock(index=i, image_file=ImageFileDelta(file_id=file_id))
+        ImageFileDeltaBlock(index=i, type="image_file", image_file={"file_id": file_id})
         for i, file_id in enumerate(file_ids)
     ]
-    return MessageDeltaEvent(id=message_id, delta=MessageDelta(content=blocks))
+    return _message_delta(message_id, blocks)
 
 
 def message_annotations(
     message_id: str,
     index: int,
-    annotations: list[FileCitationDelta | FilePathDelta],
+    annotations: Sequence[FileCitationAnnotation | FilePathAnnotation],
     appended: str,
 ) -> MessageDeltaEvent:
-    """Annotations of the text part at `index`, with the text appended to carry them."""
-    text = (
-        TextDelta(value=appended, annotations=annotations)
-        if appended
-        else TextDelta(annotations=annotations)
+    """Annotations of the text part at `index` (numbered within this delta), with the
+    text appended to carry them."""
+    numbered: list[AnnotationDelta] = []
+    for i, annotation in enumerate(annotations):
+        if annotation["type"] == "file_citation":
+            numbered.append(FileCitationDelta(index=i, **annotation))
+        else:
+            numbered.append(FilePathDelta(index=i, **annotation))
+    text = TextDelta(annotations=numbered)
+    if appended:
+        text["value"] = appended
+    return _message_delta(message_id, [TextDeltaBlock(index=index, type="text", text=text)])
+
+
+def _message_delta(
+    message_id: str, blocks: list[TextDeltaBlock | ImageFileDeltaBlock]
+) -> MessageDeltaEvent:
+    return MessageDeltaEvent(
+        id=message_id, object="thread.message.delta", delta={"content": blocks}
     )
-    block = TextDeltaBlock(index=index, text=text)
-    return MessageDeltaEvent(id=message_id, delta=MessageDelta(content=[block]))
 
 
 def step_tool_call(step_id: str, fragment: ToolCallDelta) -> RunStepDeltaEvent:
     """One tool call's fragment of a tool_calls step."""
-    details = ToolCallsDelta(tool_calls=[fragment])
-    return RunStepDeltaEvent(id=step_id, delta=RunStepDelta(step_details=details))
+    details = ToolCallsDelta(type="tool_calls", tool_calls=[fragment])
+    return RunStepDeltaEvent(
+        id=step_id, object="thread.run.step.delta", delta={"step_details": details}
+    )
+
+
+def code_outputs(outputs: list[CodeOutput]) -> list[CodeOutputDelta]:
+    """A call's outputs as a delta lists them: each with its index."""
+    out: list[CodeOutputDelta] = []
+    for n, item in enumerate(outputs):
+        if item["type"] == "logs":
+            out.append(CodeLogsDelta(index=n, type="logs", logs=item["logs"]))
+        else:
+            out.append(CodeImageDelta(index=n, type="image", image=item["image"]))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, model_serializer
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
@@ -21,9 +21,9 @@ class FileObject(BaseModel):
     status_details: str | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_unset_optionals(self, handler: Any) -> dict[str, Any]:
+    def _omit_unset_optionals(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """The spec types these as non-nullable: absent, not null, when they don't apply."""
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for key in ("expires_at", "status_details"):
             if data.get(key) is None:
                 data.pop(key, None)

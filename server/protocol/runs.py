@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, Field, model_validator
+from typing_extensions import TypedDict
 
 from server.protocol.assistants import ReasoningEffort, Temperature, TopP
-from server.protocol.common import Metadata, Request, ResponseFormat, Tool
+from server.protocol.common import (
+    Metadata,
+    Request,
+    ResponseFormat,
+    ResponseFormatSpec,
+    Tool,
+    ToolSpec,
+    Usage,
+)
 from server.protocol.messages import MessageCreate
 from server.protocol.threads import ThreadCreate
 
@@ -88,34 +97,195 @@ class RunUpdate(Request):
     metadata: Metadata = None
 
 
+# --- responses (TypedDict parts: see server/protocol/common.py) -------------------------
+
+RunStatus = Literal[
+    "queued",
+    "in_progress",
+    "requires_action",
+    "cancelling",
+    "cancelled",
+    "failed",
+    "completed",
+    "incomplete",
+    "expired",
+]
+
+
+class LastError(TypedDict):
+    code: Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+    message: str
+
+
+class IncompleteDetails(TypedDict):
+    reason: Literal["max_completion_tokens", "max_prompt_tokens"]
+
+
+class FunctionCall(TypedDict):
+    name: str
+    arguments: str
+
+
+class RequiredToolCall(TypedDict):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class SubmitToolOutputsAction(TypedDict):
+    tool_calls: list[RequiredToolCall]
+
+
+class RequiredAction(TypedDict):
+    type: Literal["submit_tool_outputs"]
+    submit_tool_outputs: SubmitToolOutputsAction
+
+
+class TruncationSpec(TypedDict):
+    type: Literal["auto", "last_messages"]
+    last_messages: int | None
+
+
+class NamedFunctionSpec(TypedDict):
+    name: str
+
+
+class ToolChoiceSpec(TypedDict):
+    type: Literal["function", "code_interpreter", "file_search"]
+    function: NotRequired[NamedFunctionSpec]
+
+
+ToolChoiceOption = Literal["none", "auto", "required"] | ToolChoiceSpec
+
+
 class RunObject(BaseModel):
     id: str
     object: Literal["thread.run"] = "thread.run"
     created_at: int
     thread_id: str
     assistant_id: str
-    status: str
-    required_action: dict[str, Any] | None
-    last_error: dict[str, Any] | None
+    status: RunStatus
+    required_action: RequiredAction | None
+    last_error: LastError | None
     expires_at: int | None
     started_at: int | None
     cancelled_at: int | None
     failed_at: int | None
     completed_at: int | None
-    incomplete_details: dict[str, Any] | None
+    incomplete_details: IncompleteDetails | None
     model: str
     instructions: str
-    tools: list[dict[str, Any]]
+    tools: list[ToolSpec]
     metadata: dict[str, str]
-    usage: dict[str, int] | None
+    usage: Usage | None
     temperature: float | None
     top_p: float | None
     max_prompt_tokens: int | None
     max_completion_tokens: int | None
-    truncation_strategy: dict[str, Any]
-    tool_choice: Any
+    truncation_strategy: TruncationSpec
+    tool_choice: ToolChoiceOption
     parallel_tool_calls: bool
-    response_format: Any
+    response_format: ResponseFormatSpec
+
+
+# --- run steps -------------------------------------------------------------------------
+
+
+class MessageCreation(TypedDict):
+    message_id: str
+
+
+class MessageCreationDetails(TypedDict):
+    type: Literal["message_creation"]
+    message_creation: MessageCreation
+
+
+class FunctionCallDetails(TypedDict):
+    name: str
+    arguments: str
+    output: str | None
+
+
+class FunctionToolCall(TypedDict):
+    id: str
+    type: Literal["function"]
+    function: FunctionCallDetails
+
+
+class CodeLogs(TypedDict):
+    type: Literal["logs"]
+    logs: str
+
+
+class ImageRef(TypedDict):
+    file_id: str
+
+
+class CodeImage(TypedDict):
+    type: Literal["image"]
+    image: ImageRef
+
+
+CodeOutput = Annotated[CodeLogs | CodeImage, Field(discriminator="type")]
+
+
+class CodeInterpreterDetails(TypedDict):
+    input: str
+    outputs: list[CodeOutput]
+
+
+class CodeInterpreterToolCall(TypedDict):
+    id: str
+    type: Literal["code_interpreter"]
+    code_interpreter: CodeInterpreterDetails
+
+
+class ResultText(TypedDict):
+    type: Literal["text"]
+    text: str
+
+
+class FileSearchResult(TypedDict):
+    file_id: str
+    file_name: str
+    score: float
+    content: NotRequired[list[ResultText]]  # only with include[]
+
+
+class FileSearchRanking(TypedDict):
+    ranker: Literal["auto", "default_2024_08_21"]
+    score_threshold: float
+
+
+class FileSearchDetails(TypedDict):
+    ranking_options: FileSearchRanking
+    results: list[FileSearchResult]
+    queries: NotRequired[list[str]]  # extension: what the model searched for
+
+
+class FileSearchToolCall(TypedDict):
+    id: str
+    type: Literal["file_search"]
+    file_search: FileSearchDetails
+
+
+StepToolCall = Annotated[
+    FunctionToolCall | CodeInterpreterToolCall | FileSearchToolCall, Field(discriminator="type")
+]
+
+
+class ToolCallsDetails(TypedDict):
+    type: Literal["tool_calls"]
+    tool_calls: list[StepToolCall]
+
+
+StepDetails = Annotated[MessageCreationDetails | ToolCallsDetails, Field(discriminator="type")]
+StepStatus = Literal["in_progress", "cancelled", "failed", "completed", "expired"]
+
+
+class StepLastError(TypedDict):
+    code: Literal["server_error", "rate_limit_exceeded"]
+    message: str
 
 
 class RunStepObject(BaseModel):
@@ -125,13 +295,13 @@ class RunStepObject(BaseModel):
     assistant_id: str
     thread_id: str
     run_id: str
-    type: str
-    status: str
-    step_details: dict[str, Any]
-    last_error: dict[str, Any] | None
+    type: Literal["message_creation", "tool_calls"]
+    status: StepStatus
+    step_details: StepDetails
+    last_error: StepLastError | None
     expired_at: int | None
     cancelled_at: int | None
     failed_at: int | None
     completed_at: int | None
     metadata: dict[str, str]
-    usage: dict[str, int] | None
+    usage: Usage | None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
-from server.protocol.common import Metadata, Request, ToolResources
+from server.protocol.common import Metadata, Request, ToolResources, ToolResourcesSpec
 from server.protocol.messages import MessageCreate
 
 
@@ -25,5 +25,5 @@ class ThreadObject(BaseModel):
     id: str
     object: Literal["thread"] = "thread"
     created_at: int
-    tool_resources: dict[str, Any] | None
+    tool_resources: ToolResourcesSpec | None
     metadata: dict[str, str]

@@ -11,8 +11,10 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from typing_extensions import TypedDict
 
 from server.protocol.common import Metadata, Request
+from server.protocol.runs import FileSearchRanking
 
 MAX_ATTRIBUTES = 16
 
@@ -95,6 +97,38 @@ class SearchRequest(Request):
     ranking_options: SearchRankingOptions | None = None
 
 
+AttributeValue = str | bool | int | float  # in this order: a bool or int stays as it is
+
+
+class ExpiresAfterSpec(TypedDict):
+    anchor: Literal["last_active_at"]
+    days: int
+
+
+class FileLastError(TypedDict):
+    code: Literal["server_error", "unsupported_file", "invalid_file"]
+    message: str
+
+
+class StaticChunkingSpec(TypedDict):
+    max_chunk_size_tokens: int
+    chunk_overlap_tokens: int
+
+
+class StaticStrategySpec(TypedDict):
+    type: Literal["static"]
+    static: StaticChunkingSpec
+
+
+class OtherStrategySpec(TypedDict):
+    type: Literal["other"]
+
+
+ChunkingStrategySpec = Annotated[
+    StaticStrategySpec | OtherStrategySpec, Field(discriminator="type")
+]
+
+
 class FileCounts(BaseModel):
     in_progress: int = 0
     completed: int = 0
@@ -111,7 +145,7 @@ class VectorStoreObject(BaseModel):
     usage_bytes: int
     file_counts: FileCounts
     status: Literal["expired", "in_progress", "completed"]
-    expires_after: dict[str, Any] | None
+    expires_after: ExpiresAfterSpec | None
     expires_at: int | None
     last_active_at: int | None
     metadata: dict[str, str]
@@ -143,9 +177,9 @@ class VectorStoreFileObject(BaseModel):
     created_at: int
     vector_store_id: str
     status: Literal["in_progress", "completed", "cancelled", "failed"]
-    last_error: dict[str, Any] | None
-    chunking_strategy: dict[str, Any]
-    attributes: dict[str, Any]
+    last_error: FileLastError | None
+    chunking_strategy: ChunkingStrategySpec
+    attributes: dict[str, AttributeValue]
     # Extension, present while the file is in progress (FileProgress).
     progress: FileProgress | None = None
 
@@ -175,7 +209,7 @@ class SearchResult(BaseModel):
     file_id: str
     filename: str
     score: float
-    attributes: dict[str, Any]
+    attributes: dict[str, AttributeValue]
     content: list[TextContent]
 
 
@@ -211,6 +245,26 @@ class ChunkObject(BaseModel):
     windows: int
 
 
+class TraceCandidate(TypedDict):
+    """retrieval.records.Candidate, as the trace keeps it."""
+
+    chunk_id: str
+    store_id: str
+    file_id: str
+    filename: str
+    text: str
+    start: int
+    end: int
+    page: int | None
+    attributes: dict[str, AttributeValue]
+    vector_score: float
+    keyword_score: float
+    score: float
+    vector_rank: int | None
+    keyword_rank: int | None
+    selected: bool
+
+
 class TraceObject(BaseModel):
     """Extension: what one file_search call retrieved and why."""
 
@@ -221,5 +275,5 @@ class TraceObject(BaseModel):
     created_at: int
     vector_store_ids: list[str]
     queries: list[str]
-    ranking_options: dict[str, Any]
-    candidates: list[dict[str, Any]]
+    ranking_options: FileSearchRanking
+    candidates: list[TraceCandidate]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlmodel import select
+from sqlmodel import col, select
 
 from server.crud import runs
 from server.crud import steps as crud
@@ -52,7 +52,7 @@ def get_file_search_trace(
     rows = db.exec(
         select(RetrievalTrace)
         .where(RetrievalTrace.project == project, RetrievalTrace.step_id == step_id)
-        .order_by(RetrievalTrace.seq)  # type: ignore[arg-type]
+        .order_by(col(RetrievalTrace.seq))
     ).all()
     data = [
         TraceObject(id=r.id, run_id=r.run_id, step_id=r.step_id, created_at=r.created_at, **r.trace)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import litellm
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.models import Message, Run, RunStep
 from server.tools.base import ServerTool, StepCall
@@ -33,8 +33,8 @@ def thread_messages(session: Session, run: Run) -> list[dict[str, Any]]:
     """The thread as the run saw it when created, then what this run has added."""
     rows = session.exec(
         select(Message)
-        .where(Message.thread_id == run.thread_id, Message.seq <= run.context_seq)  # type: ignore[operator]
-        .order_by(Message.seq)
+        .where(Message.thread_id == run.thread_id, col(Message.seq) <= run.context_seq)
+        .order_by(col(Message.seq))
     ).all()
     history = [{"role": m.role, "content": _content(m.content)} for m in rows]
     truncation = run.truncation_strategy or {}
@@ -47,7 +47,7 @@ def run_turns(session: Session, run: Run, tools: Tools) -> list[dict[str, Any]]:
     """Assistant messages and tool round trips this run has produced so far."""
     out: list[dict[str, Any]] = []
     steps = session.exec(
-        select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.seq)
+        select(RunStep).where(RunStep.run_id == run.id).order_by(col(RunStep.seq))
     ).all()
     ordinals: dict[str, int] = {}  # each tool's calls are numbered in run order
     for step in steps:
@@ -79,7 +79,7 @@ def run_turns(session: Session, run: Run, tools: Tools) -> list[dict[str, Any]]:
 def _as_chat_call(call: StepCall, tools: Tools, ordinals: dict[str, int]) -> dict[str, Any] | None:
     """A recorded tool call as the chat model made it, with the result it got back."""
     kind = call["type"]
-    if kind == "function":
+    if call["type"] == "function":
         fn = call["function"]
         return {
             "id": call["id"],

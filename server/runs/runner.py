@@ -113,7 +113,7 @@ class Runner:
         """Compare-and-set `run` to `target`; False when someone else moved it first (a
         cancel, usually), and `run` then holds the truth."""
         previous = run.status
-        moved = await self.db.run(run_crud.transition, run, target, **values)
+        moved = await self.db.run(lambda s: run_crud.transition(s, run, target, **values))
         if moved:
             await self.observers.run_status(run, previous)
         return moved
@@ -248,7 +248,7 @@ class Runner:
         call.ended_at = time.time()
         await self.observers.model_call_ended(call)
         usage = add_usage(run.usage, finish.usage)
-        await self.db.run(run_crud.set_fields, run, usage=usage)
+        await self.db.run(lambda s: run_crud.set_fields(s, run, usage=usage))
         if turn.calls:
             for use, calls in turn.server_calls():
                 kind = next(name for name, u in live.tools.items() if u is use)

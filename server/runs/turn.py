@@ -13,27 +13,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from server.crud import messages as message_crud
 from server.crud import steps as step_crud
 from server.db import Database
 from server.ids import new_id
 from server.models import Run, RunStep
 from server.protocol import deltas
+from server.protocol.runs import FunctionToolCall
 from server.runs import writes
 from server.runs.model_client import (
     Finish,
     StreamEvent,
     TextDelta,
-    could_be_text_tool_call,
-    parse_text_tool_calls,
 )
 from server.runs.model_client import ToolCallDelta as ModelToolCall
+from server.runs.text_tool_calls import could_be_text_tool_call, parse_text_tool_calls
 from server.tools.base import Annotation, StepCall, ToolCall, ToolUse
 
 Emit = Callable[[str, Any], None]
-_annotation_delta: TypeAdapter[deltas.AnnotationDelta] = TypeAdapter(deltas.AnnotationDelta)
 
 
 class Turn:
@@ -146,18 +143,21 @@ class Turn:
             if fragment is not None:
                 self.step_delta(fragment)
             return
-        function: dict[str, Any] = {"arguments": delta.arguments}
+        function = deltas.FunctionDelta(arguments=delta.arguments)
         if created:
             function["output"] = None
         if delta.name:
             function["name"] = delta.name
-        self.step_delta(
-            deltas.FunctionToolCallDelta(
-                index=delta.index,
-                function=deltas.FunctionDelta(**function),
-                **({"id": call.id} if created else {}),
+        if created:
+            self.step_delta(
+                deltas.FunctionToolCallDelta(
+                    index=delta.index, type="function", id=call.id, function=function
+                )
             )
-        )
+        else:
+            self.step_delta(
+                deltas.FunctionToolCallDelta(index=delta.index, type="function", function=function)
+            )
 
     # -- ending ----------------------------------------------------------------------
 
@@ -175,13 +175,7 @@ class Turn:
                 self.emit(
                     "thread.message.delta",
                     deltas.message_annotations(
-                        self.message_id,
-                        len(self.images),
-                        [
-                            _annotation_delta.validate_python({"index": i, **a})
-                            for i, a in enumerate(notes.annotations)
-                        ],
-                        notes.appended,
+                        self.message_id, len(self.images), notes.annotations, notes.appended
                     ),
                 )
         content = writes.text_content(self.text, self.images, annotations)
@@ -230,8 +224,8 @@ class Turn:
 def _details(call: ToolCall) -> StepCall:
     if call.use is not None:
         return call.use.details(call)
-    return {
-        "id": call.id,
-        "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments, "output": None},
-    }
+    return FunctionToolCall(
+        id=call.id,
+        type="function",
+        function={"name": call.name, "arguments": call.arguments, "output": None},
+    )

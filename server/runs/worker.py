@@ -13,14 +13,10 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 
-from sqlalchemy import or_, update
-from sqlmodel import Session, select
-
 from server import run_states as states
-from server.models import Run
+from server.crud.runs import RunGone
 from server.runs import leases
 from server.runs.runner import Runner
 from server.tools.ingestion import Ingestor
@@ -79,13 +75,7 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.runner.db.run(self._release_all)
-
-    def _release_all(self, session: Session) -> None:
-        session.exec(  # type: ignore[call-overload]
-            update(Run).where(Run.lease_owner == self.owner).values(lease_expires_at=0.0)
-        )
-        session.commit()
+        await self.runner.db.run(leases.release_all, self.owner)
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -98,7 +88,9 @@ class Worker:
             self._wake.clear()
 
     async def tick(self) -> None:
-        await self.runner.db.run(self._renew_leases)
+        if self.runner.live:
+            live, lease = self.runner.live.ids(), self.settings.lease_seconds
+            await self.runner.db.run(leases.renew, self.owner, live, lease)
         await self._cancel_requested_elsewhere()
         await self._expire_waiting()
         await self._end_orphans()
@@ -107,66 +99,34 @@ class Worker:
         if self.ingestor is not None:
             await self.ingestor.tick(self.claim_jobs)
 
-    def _renew_leases(self, session: Session) -> None:
-        if not self.runner.live:
-            return
-        session.exec(  # type: ignore[call-overload]
-            update(Run)
-            .where(Run.lease_owner == self.owner, Run.id.in_(self.runner.live.ids()))  # type: ignore[attr-defined]
-            .values(lease_expires_at=time.time() + self.settings.lease_seconds)
-        )
-        session.commit()
-
     async def _cancel_requested_elsewhere(self) -> None:
         """A cancel that reached another replica shows up here as status `cancelling`."""
         if not self.runner.live:
             return
-        ids = self.runner.live.ids()
-        cancelling = await self.runner.db.run(
-            lambda s: list(
-                s.exec(select(Run.id).where(Run.id.in_(ids), Run.status == states.CANCELLING))  # type: ignore[attr-defined]
-            )
-        )
+        cancelling = await self.runner.db.run(leases.cancelling, self.runner.live.ids())
         for run_id in cancelling:
             self.runner.live.interrupt(run_id)
 
     async def _expire_waiting(self) -> None:
-        t = int(time.time())
-        waiting = await self.runner.db.run(
-            lambda s: list(
-                s.exec(
-                    select(Run).where(Run.status == states.REQUIRES_ACTION, Run.expires_at < t)  # type: ignore[operator]
-                )
-            )
-        )
-        for run in waiting:
-            if await self.runner.transition(run, states.EXPIRED):
-                self.runner.emit_run(run)
+        for run in await self.runner.db.run(leases.waited_too_long):
+            with contextlib.suppress(RunGone):  # its thread was deleted meanwhile
+                if await self.runner.transition(run, states.EXPIRED):
+                    self.runner.emit_run(run)
 
     async def _end_orphans(self) -> None:
-        t = time.time()
-        orphans = await self.runner.db.run(
-            lambda s: list(
-                s.exec(
-                    select(Run).where(
-                        Run.status == states.IN_PROGRESS,
-                        or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < t),  # type: ignore[union-attr,operator]
-                    )
-                )
-            )
-        )
-        for run in orphans:
+        for run in await self.runner.db.run(leases.orphans):
             if run.id in self.runner.live:
                 continue
             log.warning("run %s lost its worker; failing it", run.id)
-            await self.runner.transition(
-                run,
-                states.FAILED,
-                last_error={
-                    "code": "server_error",
-                    "message": "The worker executing this run stopped before it finished.",
-                },
-            )
+            with contextlib.suppress(RunGone):
+                await self.runner.transition(
+                    run,
+                    states.FAILED,
+                    last_error={
+                        "code": "server_error",
+                        "message": "The worker executing this run stopped before it finished.",
+                    },
+                )
 
     async def _claim_runnable(self) -> None:
         claimed = await self.runner.db.run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.crud import steps as step_crud
 from server.ids import new_id, now
@@ -130,6 +130,6 @@ def open_items(session: Session, run_id: str) -> tuple[list[str], list[str]]:
 def reload_items(
     session: Session, step_ids: list[str], message_ids: list[str]
 ) -> tuple[list[RunStep], list[Message]]:
-    steps = session.exec(select(RunStep).where(RunStep.id.in_(step_ids)))  # type: ignore[attr-defined]
-    messages = session.exec(select(Message).where(Message.id.in_(message_ids)))  # type: ignore[attr-defined]
+    steps = session.exec(select(RunStep).where(col(RunStep.id).in_(step_ids)))
+    messages = session.exec(select(Message).where(col(Message.id).in_(message_ids)))
     return list(steps), list(messages)

@@ -12,36 +12,37 @@ tool sits behind two small interfaces:
   step details of a call, and what the tool adds to the assistant's next message.
 
 The run engine holds no per-tool branches: adding a tool is one module implementing
-both, listed in `server/tools/__init__.py`.
+both, listed in `server/tools/registry.py`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from server.db import Database
 from server.models import Run
 from server.protocol.deltas import ToolCallDelta
+from server.protocol.messages import FileCitationAnnotation, FilePathAnnotation
+from server.protocol.runs import StepToolCall
 
-ChatTool = dict[str, Any]  # a chat-completions tool definition
-StepCall = dict[str, Any]  # one entry of a tool_calls step's `tool_calls`
-Annotation = dict[str, Any]  # a text annotation (file_citation, file_path)
+ChatTool = dict[str, Any]  # a chat-completions tool definition (what the model sees)
+StepCall = StepToolCall  # one entry of a tool_calls step's `tool_calls`
+Annotation = FileCitationAnnotation | FilePathAnnotation
 
 
 @dataclass
 class ToolCall:
-    """One call the model made in a turn, as it streams in and once it has run."""
+    """One call the model made in a turn, as it streams in. What a server-side tool
+    makes of it (results, input already streamed) the tool keeps itself."""
 
     index: int  # the model's index of the call within the turn
     id: str
     name: str = ""
     arguments: str = ""
     use: ToolUse | None = None  # None: a function call, answered by the client
-    sent: str = ""  # input already streamed as step deltas (code_interpreter)
-    outputs: list[dict[str, Any]] = field(default_factory=list)  # a tool's results
-    extra: dict[str, Any] = field(default_factory=dict)  # tool details beyond outputs
 
 
 @dataclass
@@ -49,7 +50,7 @@ class TextNotes:
     """What a tool adds to the assistant's reply when it is closed."""
 
     appended: str = ""  # text added at the end (streamed with the annotations)
-    annotations: list[Annotation] = field(default_factory=list)
+    annotations: Sequence[Annotation] = ()
     streamed: bool = False  # sent as a last message delta before completion
 
 
@@ -94,12 +95,12 @@ class ToolUse(ABC):
 
     @abstractmethod
     async def execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
-        """Run this turn's finished calls of this tool, filling `call.outputs` and
-        streaming their results; raises ToolFailed when the run cannot go on."""
+        """Run this turn's finished calls of this tool, keeping and streaming their
+        results; raises ToolFailed when the run cannot go on."""
 
     @abstractmethod
     def details(self, call: ToolCall) -> StepCall:
-        """The call as recorded in the run step."""
+        """The call as recorded in the run step (with its results once it ran)."""
 
     def leading_images(self) -> list[str]:
         """File ids of images the next assistant message starts with (taken once)."""

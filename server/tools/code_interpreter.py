@@ -17,28 +17,23 @@ import posixpath
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final
 
 import jiter
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from sandbox.sessions import WORK_DIR, ExecResult, SandboxManager, SandboxUnavailable
 from server.crud import files as file_crud
 from server.db import Database
 from server.models import Assistant, Message, Run, StoredFile, Thread
-from server.protocol.deltas import (
-    CodeImage,
-    CodeInterpreterDelta,
-    CodeInterpreterToolCallDelta,
-    CodeLogs,
-    ImageRef,
-    ToolCallDelta,
-)
+from server.protocol.deltas import CodeInterpreterToolCallDelta, ToolCallDelta, code_outputs
+from server.protocol.messages import FilePathAnnotation
+from server.protocol.runs import CodeInterpreterToolCall, CodeOutput
 from server.storage import BlobStore
 from server.tools.base import ChatTool, ServerTool, StepCall, TextNotes, ToolCall, ToolUse, TurnHost
 
 log = logging.getLogger("assistd.runner")
-TOOL_NAME = "code_interpreter"
+TOOL_NAME: Final = "code_interpreter"
 MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -130,7 +125,7 @@ def input_files(session: Session, run: Run) -> list[InputFile]:
     rows = session.exec(
         select(StoredFile).where(
             StoredFile.project == run.project,
-            StoredFile.id.in_(wanted),  # type: ignore[attr-defined]
+            col(StoredFile.id).in_(wanted),
         )
     ).all()
     by_id = {row.id: row for row in rows}
@@ -175,10 +170,10 @@ def store_outputs(
     result: ExecResult,
     outputs: RunOutputs,
     skip: set[str],
-) -> list[dict[str, Any]]:
+) -> list[CodeOutput]:
     """Turn an execution's results into step outputs, saving images and written files
     as File objects (purpose assistants_output)."""
-    items: list[dict[str, Any]] = []
+    items: list[CodeOutput] = []
     logs = result.logs
     if result.error:
         logs = f"{logs}{'' if not logs or logs.endswith(chr(10)) else chr(10)}{result.error}"
@@ -212,9 +207,9 @@ def _save(session: Session, blobs: BlobStore, project: str, data: bytes, name: s
     )
 
 
-def annotate(text: str, files: dict[str, str]) -> list[dict[str, Any]]:
+def annotate(text: str, files: dict[str, str]) -> list[FilePathAnnotation]:
     """file_path annotations for every `sandbox:/mnt/data/...` link to a produced file."""
-    annotations: list[dict[str, Any]] = []
+    annotations: list[FilePathAnnotation] = []
     for match in re.finditer(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)", text):
         file_id = files.get(match.group(1).rstrip(".,;:"))
         if file_id is None:
@@ -232,13 +227,13 @@ def annotate(text: str, files: dict[str, str]) -> list[dict[str, Any]]:
     return annotations
 
 
-def output_text(call_outputs: list[dict[str, Any]]) -> str:
+def output_text(call_outputs: list[CodeOutput]) -> str:
     """What the model reads back as the tool result."""
     parts = []
     for item in call_outputs:
         if item["type"] == "logs":
             parts.append(item["logs"])
-        elif item["type"] == "image":
+        else:
             parts.append(f"[image shown to the user: {item['image']['file_id']}]")
     return "\n".join(parts) or "(no output)"
 
@@ -267,6 +262,8 @@ class CodeInterpreter(ServerTool):
         return CodeInterpreterUse(self.sandbox, self.blobs, run, db)
 
     def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
+        if call["type"] != TOOL_NAME:
+            raise ValueError(f"not a {TOOL_NAME} call: {call['type']}")
         body = call["code_interpreter"]
         return json.dumps({"code": body["input"]}), output_text(body.get("outputs") or [])
 
@@ -279,23 +276,31 @@ class CodeInterpreterUse(ToolUse):
         self.db = db
         self.inputs: list[InputFile] = []  # this turn's input files
         self.outputs = RunOutputs()  # kept across the run's turns
+        self.sent: dict[str, str] = {}  # call id -> input already streamed
+        self.results: dict[str, list[CodeOutput]] = {}  # call id -> its outputs
 
     async def offer(self) -> ChatTool:
         self.inputs = await self.db.run(input_files, self.run)
         return chat_tool([f.name for f in self.inputs])
 
     def begin(self, call: ToolCall) -> ToolCallDelta:
-        body = CodeInterpreterDelta(input="", outputs=[])
-        return CodeInterpreterToolCallDelta(index=call.index, id=call.id, code_interpreter=body)
+        return CodeInterpreterToolCallDelta(
+            index=call.index,
+            type=TOOL_NAME,
+            id=call.id,
+            code_interpreter={"input": "", "outputs": []},
+        )
 
     def more(self, call: ToolCall) -> ToolCallDelta | None:
         code = partial_code(call.arguments)
-        return self._input(call, code) if len(code) > len(call.sent) else None
+        return self._input(call, code) if len(code) > len(self.sent.get(call.id, "")) else None
 
     def _input(self, call: ToolCall, code: str) -> ToolCallDelta:
-        more, call.sent = code[len(call.sent) :], code
-        body = CodeInterpreterDelta(input=more)
-        return CodeInterpreterToolCallDelta(index=call.index, code_interpreter=body)
+        more = code[len(self.sent.get(call.id, "")) :]
+        self.sent[call.id] = code
+        return CodeInterpreterToolCallDelta(
+            index=call.index, type=TOOL_NAME, code_interpreter={"input": more}
+        )
 
     async def execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
         """Each call in the thread's sandbox session, its outputs streamed as a step
@@ -303,8 +308,8 @@ class CodeInterpreterUse(ToolUse):
         key, skip = self.run.thread_id, {f.name for f in self.inputs}
         for call in calls:
             started = time.perf_counter()
-            code = code_from_arguments(call.arguments)
-            if code.startswith(call.sent) and len(code) > len(call.sent):
+            code, sent = code_from_arguments(call.arguments), self.sent.get(call.id, "")
+            if code.startswith(sent) and len(code) > len(sent):
                 turn.step_delta(self._input(call, code))  # the rest (all of plain code)
             try:
                 result = await asyncio.to_thread(
@@ -315,13 +320,16 @@ class CodeInterpreterUse(ToolUse):
                 raise
             except (SandboxUnavailable, OSError, RuntimeError, TimeoutError) as exc:
                 result = ExecResult(logs="", error=f"The sandbox failed: {exc}")
-            call.outputs = await self.db.run(
+            outputs = self.results[call.id] = await self.db.run(
                 store_outputs, self.sandbox, self.blobs, self.run, key, result, self.outputs, skip
             )
-            body = CodeInterpreterDelta(
-                outputs=[_output_delta(n, o) for n, o in enumerate(call.outputs)]
+            turn.step_delta(
+                CodeInterpreterToolCallDelta(
+                    index=call.index,
+                    type=TOOL_NAME,
+                    code_interpreter={"outputs": code_outputs(outputs)},
+                )
             )
-            turn.step_delta(CodeInterpreterToolCallDelta(index=call.index, code_interpreter=body))
             log.info(
                 "run %s: code_interpreter call %s answered in %.1f ms",
                 self.run.id,
@@ -330,14 +338,14 @@ class CodeInterpreterUse(ToolUse):
             )
 
     def details(self, call: ToolCall) -> StepCall:
-        return {
-            "id": call.id,
-            "type": TOOL_NAME,
-            "code_interpreter": {
+        return CodeInterpreterToolCall(
+            id=call.id,
+            type=TOOL_NAME,
+            code_interpreter={
                 "input": code_from_arguments(call.arguments),
-                "outputs": call.outputs,
+                "outputs": self.results.get(call.id, []),
             },
-        }
+        )
 
     def leading_images(self) -> list[str]:
         images = list(self.outputs.images)
@@ -347,9 +355,3 @@ class CodeInterpreterUse(ToolUse):
     async def annotate(self, text: str, complete: bool) -> TextNotes:
         files = self.outputs.files
         return TextNotes(annotations=annotate(text, files)) if files else TextNotes()
-
-
-def _output_delta(index: int, item: dict[str, Any]) -> CodeLogs | CodeImage:
-    if item["type"] == "logs":
-        return CodeLogs(index=index, logs=item["logs"])
-    return CodeImage(index=index, image=ImageRef(file_id=item["image"]["file_id"]))

@@ -17,24 +17,25 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
-from retrieval.records import SearchTrace
+from retrieval.records import Candidate, SearchTrace
 from server.config import Settings
 from server.crud import vector_stores
 from server.db import Database
 from server.ids import now
 from server.models import Assistant, RetrievalTrace, Run, RunStep, Thread, VectorStoreFile
-from server.protocol.deltas import (
-    FileSearchDelta,
-    FileSearchResultDelta,
-    FileSearchToolCallDelta,
-    ToolCallDelta,
+from server.protocol.deltas import FileSearchDelta, FileSearchToolCallDelta, ToolCallDelta
+from server.protocol.messages import FileCitationAnnotation
+from server.protocol.runs import (
+    FileSearchDetails,
+    FileSearchRanking,
+    FileSearchResult,
+    FileSearchToolCall,
 )
-from server.protocol.deltas import RankingOptions as DeltaRanking
 from server.tools.base import (
     ChatTool,
     ServerTool,
@@ -46,12 +47,14 @@ from server.tools.base import (
     TurnHost,
 )
 from server.tools.search_budget import ContextWindows, fit
-from server.tools.search_service import SearchService
+
+if TYPE_CHECKING:  # the service loads Chroma: not needed to read this module's logic
+    from server.tools.search_service import SearchService
 
 log = logging.getLogger("assistd.runner")
-TOOL_NAME = "file_search"
-DEFAULT_RANKER = "default_2024_08_21"
-DEFAULT_RANKING = {"ranker": DEFAULT_RANKER, "score_threshold": 0.0}
+TOOL_NAME: Final = "file_search"
+DEFAULT_RANKER: Final = "default_2024_08_21"
+DEFAULT_RANKING = FileSearchRanking(ranker=DEFAULT_RANKER, score_threshold=0.0)
 MARKER = re.compile(r"【(\d+)(?::(\d+))?†([^】]*)】")
 QUOTE_CHARS = 400
 
@@ -99,11 +102,11 @@ def queries_from_arguments(arguments: str) -> list[str]:
 @dataclass
 class SearchSettings:
     max_num_results: int
-    ranker: str
+    ranker: Literal["auto", "default_2024_08_21"]
     score_threshold: float
 
     @property
-    def ranking_options(self) -> dict[str, Any]:
+    def ranking_options(self) -> FileSearchRanking:
         ranker = DEFAULT_RANKER if self.ranker == "auto" else self.ranker
         return {"ranker": ranker, "score_threshold": self.score_threshold}
 
@@ -143,7 +146,7 @@ def store_refs(session: Session, run: Run) -> list[tuple[str, str]]:
     return [(s.id, s.embedding_model) for s in stores]
 
 
-def step_results(results: list[Any]) -> list[dict[str, Any]]:
+def step_results(results: list[Candidate]) -> list[FileSearchResult]:
     """The step's `results` (content kept; the API drops it unless include[] asks)."""
     return [
         {
@@ -156,7 +159,7 @@ def step_results(results: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def output_text(call_number: int, results: list[dict[str, Any]]) -> str:
+def output_text(call_number: int, results: list[FileSearchResult]) -> str:
     """What the model reads back: numbered sources with the marker to cite each by."""
     if not results:
         return "No relevant passages were found in the files."
@@ -165,17 +168,17 @@ def output_text(call_number: int, results: list[dict[str, Any]]) -> str:
         f"its marker exactly as shown (for example 【{call_number}:0†source】).\n"
     ]
     for i, result in enumerate(results):
-        text = "".join(c.get("text", "") for c in result.get("content") or [])
+        text = "".join(c["text"] for c in result.get("content") or [])
         parts.append(f"【{call_number}:{i}†{result['file_name']}】\n{text.strip()}\n")
     return "\n".join(parts)
 
 
-def run_sources(session: Session, run: Run) -> list[list[dict[str, Any]]]:
+def run_sources(session: Session, run: Run) -> list[list[FileSearchResult]]:
     """Every file_search call's results in this run, numbered in call order."""
     steps = session.exec(
         select(RunStep)
         .where(RunStep.run_id == run.id, RunStep.type == "tool_calls")
-        .order_by(RunStep.seq)  # type: ignore[arg-type]
+        .order_by(col(RunStep.seq))
     ).all()
     return [
         call["file_search"].get("results") or []
@@ -185,8 +188,8 @@ def run_sources(session: Session, run: Run) -> list[list[dict[str, Any]]]:
     ]
 
 
-def _citation(marker: str, start: int, result: dict[str, Any]) -> dict[str, Any]:
-    text = "".join(c.get("text", "") for c in result.get("content") or [])
+def _citation(marker: str, start: int, result: FileSearchResult) -> FileCitationAnnotation:
+    text = "".join(c["text"] for c in result.get("content") or [])
     return {
         "type": "file_citation",
         "text": marker,
@@ -197,7 +200,9 @@ def _citation(marker: str, start: int, result: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def cite(text: str, sources: list[list[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+def cite(
+    text: str, sources: list[list[FileSearchResult]]
+) -> tuple[str, list[FileCitationAnnotation]]:
     """Annotations for the markers in `text`; returns the text to append as well.
 
     A marker with one number refers to the last search. When the reply cites nothing
@@ -207,7 +212,7 @@ def cite(text: str, sources: list[list[dict[str, Any]]]) -> tuple[str, list[dict
     """
     if not any(sources):
         return "", []
-    annotations: list[dict[str, Any]] = []
+    annotations: list[FileCitationAnnotation] = []
     for match in MARKER.finditer(text):
         first, second = int(match.group(1)), match.group(2)
         call, index = (first, int(second)) if second is not None else (len(sources) - 1, first)
@@ -216,7 +221,7 @@ def cite(text: str, sources: list[list[dict[str, Any]]]) -> tuple[str, list[dict
     if annotations:
         return "", annotations
     call = max(i for i, results in enumerate(sources) if results)
-    appended, seen = "", set()
+    appended, seen = "", set[str]()
     for index, result in enumerate(sources[call]):
         if result["file_id"] in seen or len(seen) == 3:
             continue
@@ -233,7 +238,7 @@ def ingesting(session: Session, store_ids: list[str]) -> bool:
     return (
         session.exec(
             select(VectorStoreFile.seq).where(
-                VectorStoreFile.vector_store_id.in_(store_ids),  # type: ignore[attr-defined]
+                col(VectorStoreFile.vector_store_id).in_(store_ids),
                 VectorStoreFile.status == "in_progress",
             )
         ).first()
@@ -247,7 +252,7 @@ def save_trace(
     step_id: str | None,
     call_id: str,
     refs: list[tuple[str, str]],
-    search: dict[str, Any],
+    search: FileSearchDetails,
     trace: SearchTrace | None,
 ) -> None:
     """Keep what the call did: its queries, every candidate with its vector, keyword
@@ -261,7 +266,7 @@ def save_trace(
             created_at=now(),
             trace={
                 "vector_store_ids": [store_id for store_id, _ in refs],
-                "queries": search["queries"],
+                "queries": search.get("queries", []),
                 "ranking_options": search["ranking_options"],
                 "candidates": [c.to_dict() for c in trace.candidates] if trace else [],
             },
@@ -288,6 +293,8 @@ class FileSearch(ServerTool):
         return FileSearchUse(self, run, db)
 
     def replay(self, call: StepCall, ordinal: int) -> tuple[str, str]:
+        if call["type"] != TOOL_NAME:
+            raise ValueError(f"not a {TOOL_NAME} call: {call['type']}")
         body = call["file_search"]
         arguments = json.dumps({"queries": body.get("queries") or []})
         return arguments, output_text(ordinal, body.get("results") or [])
@@ -298,12 +305,13 @@ class FileSearchUse(ToolUse):
         self.tool = tool
         self.run = run
         self.db = db
+        self.results: dict[str, FileSearchDetails] = {}  # call id -> what it found
 
     async def offer(self) -> ChatTool:
         return chat_tool()
 
     def begin(self, call: ToolCall) -> ToolCallDelta:
-        return FileSearchToolCallDelta(index=call.index, id=call.id, file_search=FileSearchDelta())
+        return FileSearchToolCallDelta(index=call.index, type=TOOL_NAME, id=call.id, file_search={})
 
     async def execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
         """Answer the calls from the run's stores, after waiting for their files to
@@ -343,24 +351,26 @@ class FileSearchUse(ToolUse):
                 given = {id(c) for c in trace.results}
                 for candidate in trace.candidates:
                     candidate.selected = id(candidate) in given
-            call.outputs = step_results(trace.results) if trace else []
-            call.extra = {"queries": queries, "ranking_options": ranking}
-            await self.db.run(save_trace, run, turn.tool_step_id, call.id, refs, call.extra, trace)
+            results = step_results(trace.results) if trace else []
+            found = self.results[call.id] = FileSearchDetails(
+                ranking_options=ranking, results=results, queries=queries
+            )
+            await self.db.run(save_trace, run, turn.tool_step_id, call.id, refs, found, trace)
             body = FileSearchDelta(
-                ranking_options=DeltaRanking(**ranking),
+                ranking_options=ranking,
                 results=[
-                    FileSearchResultDelta(
-                        file_id=r["file_id"], file_name=r["file_name"], score=r["score"]
-                    )
-                    for r in call.outputs
+                    {"file_id": r["file_id"], "file_name": r["file_name"], "score": r["score"]}
+                    for r in results
                 ],
             )
-            turn.step_delta(FileSearchToolCallDelta(index=call.index, file_search=body))
+            turn.step_delta(
+                FileSearchToolCallDelta(index=call.index, type=TOOL_NAME, file_search=body)
+            )
             log.info(
                 "run %s: file_search call %s: %d results in %.1f ms",
                 run.id,
                 call.id,
-                len(call.outputs),
+                len(results),
                 (time.perf_counter() - started) * 1000,
             )
 
@@ -372,16 +382,17 @@ class FileSearchUse(ToolUse):
             await asyncio.sleep(0.2)
 
     def details(self, call: ToolCall) -> StepCall:
-        return {
-            "id": call.id,
-            "type": TOOL_NAME,
-            "file_search": {
-                "ranking_options": call.extra.get("ranking_options") or DEFAULT_RANKING,
-                "results": call.outputs,
+        found = self.results.get(call.id)
+        return FileSearchToolCall(
+            id=call.id,
+            type=TOOL_NAME,
+            file_search={
+                "ranking_options": found["ranking_options"] if found else DEFAULT_RANKING,
+                "results": found["results"] if found else [],
                 # Extension: the queries the model searched with.
-                "queries": call.extra.get("queries", []),
+                "queries": found.get("queries", []) if found else [],
             },
-        }
+        )
 
     async def annotate(self, text: str, complete: bool) -> TextNotes:
         """file_citation annotations for the reply's source markers (appending markers

@@ -149,7 +149,9 @@ class SearchService:
     def remove_store(self, store_id: str) -> None:
         self.index.delete_store(store_id)
 
-    def update_attributes(self, store_id: str, file_id: str, attributes: dict[str, Any]) -> None:
+    def update_attributes(
+        self, store_id: str, file_id: str, attributes: dict[str, Any] | None
+    ) -> None:
         self.index.update_attributes(store_id, file_id, attributes)
 
     def chunks(self, store_id: str, file_id: str) -> list[StoredChunk]:

@@ -286,7 +286,8 @@ def message_file(message: JSON, file_id: str) -> JSON:
 
 async def get_message(inner: Inner, ids: dict[str, str]) -> JSON:
     path = f"/v1/threads/{ids['thread_id']}/messages/{ids['message_id']}"
-    return await get_ok(inner, path)
+    message: JSON = await get_ok(inner, path)
+    return message
 
 
 async def list_message_files(
