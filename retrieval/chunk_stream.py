@@ -246,11 +246,10 @@ class ChunkStream:
             elif pending <= SEGMENT_CHARS:
                 return
             else:
-                cut = self._safe_cut(forced=pending > MAX_PENDING)
-                if cut is None:
-                    if not final:
-                        return
-                    cut = text.end
+                safe = self._safe_cut(forced=pending > MAX_PENDING)
+                if safe is None and not final:
+                    return
+                cut = text.end if safe is None else safe
             segment = text.slice(self.tokenized, cut)
             self.tokens.extend(self.tokenizer.token_offsets(segment), self.tokenized)
             self.tokenized = cut

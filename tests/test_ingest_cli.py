@@ -5,18 +5,17 @@ with --sync."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from openai import OpenAI
 
 from tests.conftest import KEY_ALPHA, walk
-from tests.support.server_process import REPO, ServerProcess
+from tests.support.server_process import REPO, SERVER_PYTHON, ServerProcess
 
 
 def ingest(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", "ingest", *args],
+        [SERVER_PYTHON, "-m", "server", "ingest", *args],
         cwd=REPO,
         env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
         capture_output=True,

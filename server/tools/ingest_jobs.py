@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import ColumnElement, func, or_, update
+from sqlmodel import Session, col, select
 
 from retrieval.pipeline import IngestProgress
 from server.models import StoredFile, VectorStore, VectorStoreFile
@@ -35,26 +35,28 @@ Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
 F = VectorStoreFile
 
 
-def _waiting(t: float) -> tuple[Any, ...]:
-    lease = or_(F.lease_expires_at.is_(None), F.lease_expires_at < t)  # type: ignore[union-attr,operator]
-    return (F.status == "in_progress", lease)
+def _waiting(t: float) -> tuple[ColumnElement[bool], ...]:
+    lease = col(F.lease_expires_at)
+    return (col(F.status) == "in_progress", or_(lease.is_(None), lease < t))
 
 
 def fair_order(t: float, limit: int, idle_projects_only: bool = False) -> Any:
     """The seqs of the next `limit` waiting files, in round-robin order (module doc).
     `idle_projects_only`: only projects with nothing being ingested anywhere."""
-    waiting = select(F.seq, F.project, F.vector_store_id).where(*_waiting(t)).subquery()
+    waiting = (
+        select(col(F.seq), col(F.project), col(F.vector_store_id)).where(*_waiting(t)).subquery()
+    )
     busy = (
-        select(F.project, func.count().label("n"))
-        .where(F.status == "in_progress", F.lease_expires_at >= t)  # type: ignore[operator]
-        .group_by(F.project)
+        select(col(F.project), func.count().label("n"))
+        .where(col(F.status) == "in_progress", col(F.lease_expires_at) >= t)
+        .group_by(col(F.project))
         .subquery()
     )
-    served = func.coalesce(VectorStore.ingest_claimed_at, 0.0)
+    served = func.coalesce(col(VectorStore.ingest_claimed_at), 0.0)
     projects = (
-        select(VectorStore.project, func.max(served).label("last"))
-        .where(VectorStore.project.in_(select(waiting.c.project)))  # type: ignore[attr-defined]
-        .group_by(VectorStore.project)
+        select(col(VectorStore.project), func.max(served).label("last"))
+        .where(col(VectorStore.project).in_(select(waiting.c.project)))
+        .group_by(col(VectorStore.project))
         .subquery()
     )
     in_store = func.row_number().over(
@@ -62,7 +64,9 @@ def fair_order(t: float, limit: int, idle_projects_only: bool = False) -> Any:
     )
     per_store = (
         select(waiting.c.seq, waiting.c.project, served.label("store_last"), in_store.label("k"))
-        .select_from(waiting.outerjoin(VectorStore, VectorStore.id == waiting.c.vector_store_id))
+        .select_from(
+            waiting.outerjoin(VectorStore, col(VectorStore.id) == waiting.c.vector_store_id)
+        )
         .subquery()
     )
     turn = func.row_number().over(
@@ -94,16 +98,16 @@ def claim(
     """Lease up to `limit` waiting files in round-robin order and give each the next
     generation of its store."""
     t = time.time()
-    chosen = list(session.exec(fair_order(t, limit, idle_projects_only)).all())
-    if not chosen:
+    seqs: list[int] = list(session.exec(fair_order(t, limit, idle_projects_only)).all())
+    if not seqs:
         return []
-    seqs = [row[0] if isinstance(row, tuple | list) else row for row in chosen]
-    candidates = select(F.seq).where(F.seq.in_(seqs), *_waiting(t))  # type: ignore[union-attr]
+    seq_ = col(F.seq)
+    candidates = select(seq_).where(seq_.in_(seqs), *_waiting(t))
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.exec(  # type: ignore[call-overload]
+    rows = session.exec(
         update(F)
-        .where(F.seq.in_(candidates.scalar_subquery()), *_waiting(t))  # type: ignore[union-attr]
+        .where(seq_.in_(candidates.scalar_subquery()), *_waiting(t))
         .values(
             lease_owner=owner,
             lease_expires_at=t + lease_seconds,
@@ -111,43 +115,45 @@ def claim(
             usage_bytes=0,
             progress=0.0,
         )
-        .returning(F.seq, F.vector_store_id, F.id)
+        .returning(seq_, col(F.vector_store_id), col(F.id))
     ).all()
     by_store: dict[str, list[tuple[int, str]]] = {}
     for seq, store_id, file_id in rows:
+        assert seq is not None  # a row's primary key
         by_store.setdefault(store_id, []).append((seq, file_id))
     claimed: list[Claim] = []
     # Stores in a fixed order: two replicas bumping the same stores cannot deadlock.
     for store_id in sorted(by_store):
         files = sorted(by_store[store_id])
-        top = session.exec(  # type: ignore[call-overload]
+        generation_ = col(VectorStore.ingest_generation)
+        top = session.exec(
             update(VectorStore)
-            .where(VectorStore.id == store_id)
-            .values(
-                ingest_generation=VectorStore.ingest_generation + len(files),
-                ingest_claimed_at=t,
-            )
-            .returning(VectorStore.ingest_generation)
+            .where(col(VectorStore.id) == store_id)
+            .values(ingest_generation=generation_ + len(files), ingest_claimed_at=t)
+            .returning(generation_)
         ).scalar()
         if top is None:  # the store is gone (its rows go with it)
             continue
         for generation, (seq, file_id) in enumerate(files, start=top - len(files) + 1):
-            session.exec(  # type: ignore[call-overload]
-                update(F).where(F.seq == seq).values(generation=generation)
-            )
+            session.exec(update(F).where(seq_ == seq).values(generation=generation))
             claimed.append((store_id, file_id, generation))
     session.commit()
     return claimed
 
 
-def _ours(job: Claim, owner: str) -> tuple[Any, ...]:
-    return (
-        F.vector_store_id == job[0],
-        F.id == job[1],
-        F.generation == job[2],
-        F.status == "in_progress",
-        F.lease_owner == owner,
+def _is(job: Claim | Key) -> tuple[ColumnElement[bool], ...]:
+    """The row of a (store, file) key, or of a claim: also still at its generation."""
+    where: tuple[ColumnElement[bool], ...] = (
+        col(F.vector_store_id) == job[0],
+        col(F.id) == job[1],
     )
+    if len(job) == 3:
+        where += (col(F.generation) == job[2],)
+    return where
+
+
+def _ours(job: Claim, owner: str) -> tuple[ColumnElement[bool], ...]:
+    return (*_is(job), col(F.status) == "in_progress", col(F.lease_owner) == owner)
 
 
 def renew(session: Session, owner: str, jobs: list[Claim], lease_seconds: float) -> list[Claim]:
@@ -156,9 +162,8 @@ def renew(session: Session, owner: str, jobs: list[Claim], lease_seconds: float)
     lost = []
     until = time.time() + lease_seconds
     for job in jobs:
-        kept = session.exec(  # type: ignore[call-overload]
-            update(F).where(*_ours(job, owner)).values(lease_expires_at=until)
-        ).rowcount
+        renewed = update(F).where(*_ours(job, owner)).values(lease_expires_at=until)
+        kept = session.exec(renewed).rowcount
         if not kept:
             lost.append(job)
     session.commit()
@@ -170,7 +175,7 @@ def checkpoint(
 ) -> bool:
     """Record how far the ingestion is (and extend its lease); False when the row is no
     longer this claim's."""
-    kept = session.exec(  # type: ignore[call-overload]
+    kept = session.exec(
         update(F)
         .where(*_ours(job, owner))
         .values(
@@ -186,21 +191,21 @@ def checkpoint(
 
 def release(session: Session, owner: str) -> None:
     """Make this owner's leases lapse now: another worker takes the files over at once."""
-    session.exec(  # type: ignore[call-overload]
-        update(F).where(F.lease_owner == owner).values(lease_expires_at=0.0)
-    )
+    session.exec(update(F).where(col(F.lease_owner) == owner).values(lease_expires_at=0.0))
     session.commit()
 
 
 def load_job(session: Session, blobs: BlobStore, job: Claim) -> tuple[IngestJob, int] | None:
     """The job's inputs and the file's size, or None when the row is no longer this
     claim's."""
-    row = session.exec(select(F).where(F.vector_store_id == job[0], F.id == job[1])).first()
-    store = session.exec(select(VectorStore).where(VectorStore.id == job[0])).first()
+    row = session.exec(select(F).where(*_is((job[0], job[1])))).first()
+    store = session.exec(select(VectorStore).where(col(VectorStore.id) == job[0])).first()
     if row is None or store is None or row.generation != job[2] or row.status != "in_progress":
         return None
     stored = session.exec(
-        select(StoredFile).where(StoredFile.project == row.project, StoredFile.id == row.id)
+        select(StoredFile).where(
+            col(StoredFile.project) == row.project, col(StoredFile.id) == row.id
+        )
     ).first()
     loaded = IngestJob(
         store_id=store.id,
@@ -223,24 +228,16 @@ def finish(session: Session, job: Claim, result: Ingested) -> bool:
         values.update(status="failed", last_error=result.error)
     else:
         values.update(status="completed", usage_bytes=result.usage_bytes, chunk_count=result.chunks)
-    done = session.exec(  # type: ignore[call-overload]
-        update(F)
-        .where(
-            F.vector_store_id == job[0],
-            F.id == job[1],
-            F.status == "in_progress",
-            F.generation == job[2],
-        )
-        .values(**values)
+    done = session.exec(
+        update(F).where(*_is(job), col(F.status) == "in_progress").values(**values)
     ).rowcount
     session.commit()
     return bool(done)
 
 
 def current_attributes(session: Session, key: Key) -> dict[str, Any] | None:
-    return session.exec(
-        select(F.attributes).where(F.vector_store_id == key[0], F.id == key[1])
-    ).first()
+    found = session.exec(select(F.attributes).where(*_is(key))).first()
+    return None if found is None else dict(found)
 
 
 def store_exists(session: Session, store_id: str) -> bool:
