@@ -524,6 +524,7 @@ def main() -> None:
     if args.memory_child:
         memory_child(args.memory_child)
         return
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     print("$ .venv/bin/python bench/ingest.py " + " ".join(sys.argv[1:]))
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="assistd-ingest-") as tmp:
