@@ -255,9 +255,8 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(e.ids) for e in encodings]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Ingestion: on a CPU the int8 ONNX Runtime graph in batches of similar lengths
-        (retrieval/onnx_query.py), else (CUDA, or where it is off or does not export)
-        sentence-transformers' encode."""
+        """Ingestion: on a CPU ONNX Runtime in batches of similar lengths (onnx_query.py),
+        else (CUDA, off, or no faithful export) sentence-transformers' encode."""
         model = self.load()._model
         onnx = self._batch_encoder() if self.encoding.onnx else None
         if onnx is None or not texts:
@@ -309,14 +308,12 @@ class SentenceTransformerEmbedder(Embedder):
             torch.set_num_threads(threads)
 
     def _query_encoder(self) -> OnnxEncoder | None:
-        """Search queries on ONNX Runtime; None where `onnx_queries` is off or the export
-        does not reproduce the model (made on the first query)."""
+        """Queries on ONNX Runtime (None: off, or no faithful export), made on first use."""
         assert self._onnx is not None
         return self._onnx.query() if self.onnx_queries else None
 
     def _batch_encoder(self) -> OnnxEncoder | None:
-        """Ingestion on ONNX Runtime by `self.encoding` (made on the first batch)."""
-        assert self._onnx is not None
+        assert self._onnx is not None  # ingestion on ONNX Runtime, by self.encoding
         return self._onnx.batch(self.encoding.threads, self.encoding.int8)
 
 

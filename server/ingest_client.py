@@ -208,16 +208,20 @@ def follow(
     bar: Any,
     timeout: float,
 ) -> None:
-    """Poll the store's files until every attached one has ended (or `timeout`)."""
+    """Poll until every attached file has ended (or `timeout`): the store's files still in
+    progress in one list, then each file that left it once."""
     task = bar.add_task("ingesting", total=len(attached))
     waiting = dict(attached)
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
+        running = {
+            f.id: f for f in walk(client.vector_stores.files.list(store_id, filter="in_progress"))
+        }
         fraction = 0.0
-        for f in walk(client.vector_stores.files.list(store_id, limit=100)):
-            item = waiting.get(f.id)
-            if item is None:
-                continue
+        for file_id, item in list(waiting.items()):
+            f = running.get(file_id)
+            if f is None:
+                f = client.vector_stores.files.retrieve(file_id, vector_store_id=store_id)
             if f.status == "completed":
                 outcome.completed.append(item.key)
             elif f.status in ("failed", "cancelled"):
@@ -226,7 +230,7 @@ def follow(
             else:
                 fraction += float(((f.model_extra or {}).get("progress") or {}).get("fraction", 0))
                 continue
-            del waiting[f.id]
+            del waiting[file_id]
         bar.update(task, completed=len(attached) - len(waiting) + fraction)
         if waiting:
             time.sleep(POLL_SECONDS)
