@@ -76,7 +76,7 @@ def main() -> None:
     raw = timed(lambda: model.encode(texts, batch_size=64, normalize_embeddings=True), args.reps)
     print(f"$ {' '.join(sys.argv)}")
     onnx = getattr(embedder, "_batch_encoder", lambda: None)() if device == "cpu" else None
-    path = "ONNX Runtime " + ("int8" if embedder.encoding.int8 else "fp32") if onnx else "PyTorch"
+    path = f"ONNX Runtime, int8 {embedder.encoding.int8}" if onnx else "PyTorch"
     print(f"device {device} ({name}), torch {torch.__version__}, model {embedder.name}")
     print(f"path: {path}, {torch.get_num_threads()} torch threads")
     print(f"{len(texts)} chunks of ~{args.tokens} tokens ({windows} windows), best of {args.reps}")

@@ -157,11 +157,12 @@ class Embedder(ABC):
 @dataclass(frozen=True)
 class IngestEncoding:
     """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
-    threads (default: the CPUs this process may use), with int8 weights or not."""
+    threads (default: the CPUs this process may use), with which weights int8: "on" (all
+    but the feed-forward down-projections), "all" or "off" (retrieval/onnx_query.py)."""
 
     onnx: bool = True
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    int8: bool = True
+    int8: str = "on"
 
 
 class SentenceTransformerEmbedder(Embedder):

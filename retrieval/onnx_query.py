@@ -4,18 +4,20 @@ encoder, both from one in-memory export of the loaded model.
 Why: on a CPU, PyTorch's per-operator dispatch costs more than the arithmetic of a short
 query; the same graph on ONNX Runtime is about 2.5x faster for a 10-token query
 (docs/benchmarks.md). Ingestion batches are arithmetic-bound, where fp32 ONNX Runtime
-gains little over PyTorch; there the graph is quantized to int8 (dynamic, per channel),
-which doubles throughput, and batches are formed by token length so padding stays small
-(bench/ingest.py has the speed and the recall it keeps). The export happens when the model
-is first used on a CPU (about 2 s for MiniLM; quantizing adds a few) and is checked
-against the PyTorch output; a model that does not export, or whose exported output
-differs, keeps the PyTorch path. On CUDA the model stays on PyTorch.
+gains little over PyTorch; there the graph's weights are quantized to int8 (dynamic, per
+channel), except the feed-forward down-projections, whose inputs (after GELU) lose the
+most to int8, and batches are formed by token length so padding stays small
+(bench/ingest.py has the speed, docs/retrieval.md the recall it keeps). The export
+happens when the model is first used on a CPU (about 2 s for MiniLM; quantizing adds a
+few) and is checked against the PyTorch output; a model that does not export, or whose
+exported output differs, keeps the PyTorch path. On CUDA the model stays on PyTorch.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import tempfile
 import threading
 import warnings
@@ -106,13 +108,15 @@ def export(model: Any) -> Exported | None:
     return Exported(names, buffer.getvalue(), features, reference)
 
 
-def encoder(exported: Exported, *, threads: int = 1, quantize: bool = False) -> OnnxEncoder | None:
-    """An ONNX Runtime session over the export: `threads` intra-op threads, int8 weights
-    when `quantize`; None if it cannot be built or does not reproduce the model."""
+def encoder(exported: Exported, *, threads: int = 1, int8: str = "off") -> OnnxEncoder | None:
+    """An ONNX Runtime session over the export: `threads` intra-op threads; `int8` "on"
+    (weights int8 but the feed-forward down-projections), "all" or "off". None if it
+    cannot be built or does not reproduce the model."""
+    quantize = int8 in ("on", "all")
     try:
         import onnxruntime as ort
 
-        graph = _quantized(exported.graph) if quantize else exported.graph
+        graph = _quantized(exported.graph, int8 == "on") if quantize else exported.graph
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -136,22 +140,22 @@ def encoder(exported: Exported, *, threads: int = 1, quantize: bool = False) -> 
 
 class Encoders:
     """A model's two ONNX Runtime encoders, each built on first use from one export:
-    `query()` (one thread) and `batch(threads, int8)` (ingestion). None where the model
-    does not export or the graph does not reproduce it."""
+    `query()` (one thread, fp32) and `batch(threads, int8)` (ingestion). None where the
+    model does not export or the graph does not reproduce it."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
         self._lock = threading.Lock()
         self._exported: Exported | None = None
-        self._built: dict[tuple[int, bool], OnnxEncoder | None] = {}
+        self._built: dict[tuple[int, str], OnnxEncoder | None] = {}
 
     def query(self) -> OnnxEncoder | None:
-        return self._get(1, False)
+        return self._get(1, "off")
 
-    def batch(self, threads: int, int8: bool) -> OnnxEncoder | None:
+    def batch(self, threads: int, int8: str) -> OnnxEncoder | None:
         return self._get(threads, int8)
 
-    def _get(self, threads: int, int8: bool) -> OnnxEncoder | None:
+    def _get(self, threads: int, int8: str) -> OnnxEncoder | None:
         key = (threads, int8)
         if key not in self._built:
             with self._lock:
@@ -160,7 +164,7 @@ class Encoders:
                         self._exported = export(self.model)
                     exported = self._exported
                     self._built[key] = (
-                        encoder(exported, threads=threads, quantize=int8) if exported else None
+                        encoder(exported, threads=threads, int8=int8) if exported else None
                     )
         return self._built[key]
 
@@ -176,9 +180,14 @@ def _no_preprocessing_advice(record: logging.LogRecord) -> bool:
     return "pre-processing before quantization" not in record.getMessage()
 
 
-def _quantized(graph: bytes) -> bytes:
+# The feed-forward down-projection of a BERT-style layer (HF module names as exported).
+_DOWN_PROJECTION = re.compile(r"layer\.\d+/output/dense/MatMul")
+
+
+def _quantized(graph: bytes, keep_down: bool) -> bytes:
     """Dynamic int8 quantization of the MatMul weights, one scale per output channel
-    (per-tensor scales cost MiniLM far more accuracy)."""
+    (per-tensor scales cost MiniLM far more accuracy); with `keep_down`, the feed-forward
+    down-projections stay fp32 (a quarter of the arithmetic, half of the error)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -186,6 +195,11 @@ def _quantized(graph: bytes) -> bytes:
     with tempfile.TemporaryDirectory(prefix="assistd-onnx-") as tmp:
         source, target = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         source.write_bytes(graph)
+        kept = [
+            node.name
+            for node in onnx.load_from_string(graph).graph.node
+            if keep_down and node.op_type == "MatMul" and _DOWN_PROJECTION.search(node.name)
+        ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
@@ -194,6 +208,7 @@ def _quantized(graph: bytes) -> bytes:
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=kept,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         return target.read_bytes()

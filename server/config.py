@@ -54,7 +54,7 @@ class Settings:
     ingest_concurrency: int = 2
     ingest_threads: int = 2  # the ingestion encoder's CPU threads; from_env: one per CPU
     ingest_onnx: bool = True  # ingestion on ONNX Runtime on a CPU (else PyTorch)
-    ingest_int8: bool = True  # with int8 weights (docs/retrieval.md has the recall it keeps)
+    ingest_int8: str = "on"  # int8 weights: on, all, off (docs/retrieval.md: the recall kept)
     ingest_turn_seconds: float = 0.5  # how long one batch holds the encoder
     # file_search in runs (server/tools/search_budget.py): defaults for what a run's tool
     # does not say, and the share of the model's context its results may fill.
@@ -118,7 +118,7 @@ class Settings:
             ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 2)),
             ingest_threads=max(1, int(env.get("ASSISTD_INGEST_THREADS") or usable_cpus(1))),
             ingest_onnx=(env.get("ASSISTD_INGEST_ONNX") or "on").lower() not in _OFF,
-            ingest_int8=(env.get("ASSISTD_INGEST_INT8") or "on").lower() not in _OFF,
+            ingest_int8=int8_setting(env.get("ASSISTD_INGEST_INT8")),
             ingest_turn_seconds=float(env.get("ASSISTD_INGEST_TURN_SECONDS") or 0.5),
             file_search_max_results=int(env["ASSISTD_FILE_SEARCH_MAX_RESULTS"])
             if env.get("ASSISTD_FILE_SEARCH_MAX_RESULTS")
@@ -134,6 +134,16 @@ class Settings:
             keep_alive_seconds=float(env.get("ASSISTD_KEEP_ALIVE_SECONDS") or 30),
             sandbox=sandbox_config(env),
         )
+
+
+def int8_setting(raw: str | None) -> str:
+    """ASSISTD_INGEST_INT8: on (the default), all, or off (0/false/no too)."""
+    value = (raw or "on").strip().lower()
+    if value in _OFF:
+        return "off"
+    if value not in ("on", "all"):
+        raise ValueError(f"ASSISTD_INGEST_INT8 must be on, all or off, not {raw!r}")
+    return value
 
 
 def usable_cpus(at_least: int = 2) -> int:
