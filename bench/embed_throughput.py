@@ -1,7 +1,9 @@
 """Embedding throughput: assistd's Embedder.encode (windows, batching, normalisation)
 against a bare SentenceTransformer.encode of the same chunk texts, on whatever device
-torch finds (a GPU when there is one). Needs only torch and sentence-transformers, so it
-also runs on the lent GPU machine, where Chroma is not installed.
+torch finds (a GPU when there is one: CUDA ingestion runs on PyTorch; on a CPU it runs on
+ONNX Runtime, int8, when onnxruntime is installed). Needs only torch and
+sentence-transformers, so it also runs on a lent GPU machine, where Chroma is not
+installed. The line `path` says which encoder ran.
 
     .venv/bin/python bench/embed_throughput.py                      # bundled MiniLM
     python3 bench/embed_throughput.py --model .bench-model --chunks 20000   # on the GPU box
@@ -73,7 +75,10 @@ def main() -> None:
     ours = timed(lambda: embedder.encode(texts, counts), args.reps)
     raw = timed(lambda: model.encode(texts, batch_size=64, normalize_embeddings=True), args.reps)
     print(f"$ {' '.join(sys.argv)}")
+    onnx = getattr(embedder, "_batch_encoder", lambda: None)() if device == "cpu" else None
+    path = f"ONNX Runtime, int8 {embedder.encoding.int8}" if onnx else "PyTorch"
     print(f"device {device} ({name}), torch {torch.__version__}, model {embedder.name}")
+    print(f"path: {path}, {torch.get_num_threads()} torch threads")
     print(f"{len(texts)} chunks of ~{args.tokens} tokens ({windows} windows), best of {args.reps}")
     print(f"  {'':34} {'seconds':>8} {'chunks/s':>10}")
     print(f"  {'Embedder.encode (assistd)':34} {ours:8.2f} {len(texts) / ours:10.0f}")

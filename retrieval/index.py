@@ -117,8 +117,10 @@ class ChunkIndex:
         embedding_model: str,
         attributes: dict[str, Any] | None = None,
         generation: int | None = None,
+        fresh: bool = True,
     ) -> None:
-        """Store a file's chunks: one record per embedding window.
+        """Store a file's chunks: one record per embedding window. `fresh=False` adds a
+        further batch of the same ingestion (removing nothing).
 
         Without a `generation` the file's previous chunks are replaced. With one (the
         server's ingestion jobs) the chunks are written beside any other generation's,
@@ -168,9 +170,9 @@ class ChunkIndex:
                 ids.append(record_id(key, w))
                 embeddings.append(vector)
                 metadatas.append(meta)
-        if generation is None:
+        if fresh and generation is None:
             collection.delete(where={"file_id": file_id})
-        else:  # a retry of the same generation starts clean
+        elif fresh:  # a retry of the same generation starts clean
             collection.delete(where={"$and": [{"file_id": file_id}, {"generation": generation}]})
         for i in range(0, len(ids), self._batch):
             collection.add(

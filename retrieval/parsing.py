@@ -10,21 +10,29 @@ read, but this file is corrupt, encrypted, binary or empty).
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 __all__ = [
     "SUPPORTED_EXTENSIONS",
+    "DocumentStream",
     "InvalidFile",
     "PageSpan",
     "ParsedDocument",
+    "TextPiece",
     "UnsupportedFile",
+    "open_document",
     "parse_file",
 ]
+
+BLOCK_BYTES = 1 << 20  # a text file is read and decoded this much at a time
+PIECE_CHARS = 1 << 20  # converters' whole texts are handed on in pieces this long
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,49 @@ class ParsedDocument:
             else:
                 hi = mid - 1
         return self.pages[lo].number
+
+
+@dataclass(frozen=True)
+class TextPiece:
+    """A run of a document's text; `page` is the page it belongs to (None: no pages). A
+    page starts with the first piece that carries its number."""
+
+    text: str
+    page: int | None = None
+
+
+class DocumentStream:
+    """A document's text as pieces, produced while they are consumed. `fraction` says how
+    far through the file the pieces so far reach (bytes for text, pages for PDF), for
+    progress. Iterating raises `InvalidFile` at the end when the file held no text."""
+
+    def __init__(
+        self,
+        pieces: Iterator[TextPiece],
+        format: str,
+        filename: str,
+        fraction: Callable[[], float],
+    ) -> None:
+        self.format = format
+        self.filename = filename
+        self._pieces = pieces
+        self._fraction = fraction
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, max(0.0, self._fraction()))
+
+    def __iter__(self) -> Iterator[TextPiece]:
+        seen = False
+        for piece in self._pieces:
+            seen = seen or (bool(piece.text) and not piece.text.isspace())
+            yield piece
+        if not seen:
+            raise InvalidFile(
+                f"File '{self.filename}' contains no extractable text"
+                + (" (a scanned PDF needs OCR first)" if self.format == "pdf" else "")
+                + "."
+            )
 
 
 class UnsupportedFile(Exception):
@@ -109,23 +160,39 @@ _BOMS = (
 
 
 def parse_file(path: Path, filename: str) -> ParsedDocument:
-    """Extract the text of the file at `path`, choosing the parser by `filename`'s extension."""
+    """Extract the text of the file at `path`, choosing the parser by `filename`'s extension.
+
+    The whole text at once; ingestion reads `open_document`'s pieces instead."""
+    stream = open_document(path, filename)
+    parts: list[str] = []
+    pages: list[PageSpan] = []
+    pos = 0
+    for piece in stream:
+        if piece.page is not None:
+            if pages and pages[-1].number == piece.page:
+                pages[-1] = PageSpan(piece.page, pages[-1].start, pos + len(piece.text))
+            else:
+                pages.append(PageSpan(piece.page, pos, pos + len(piece.text)))
+        parts.append(piece.text)
+        pos += len(piece.text)
+    return ParsedDocument("".join(parts), pages or None, stream.format)
+
+
+def open_document(path: Path, filename: str) -> DocumentStream:
+    """The file's text as a stream of pieces, read as they are consumed: text files in
+    1 MiB blocks, PDFs a page at a time, so memory stays bounded whatever the file's size
+    (the Office and HTML converters produce their whole text at once). Problems found on
+    opening raise here; a text file's encoding and binary checks read the file once first,
+    so only a BOM-marked file that turns out undecodable, or a PDF page that cannot be
+    read, raises while iterating."""
     ext = PurePath(filename).suffix.lower()
     if ext == ".pdf":
-        doc = _parse_pdf(path, filename)
-    elif ext in _MARKITDOWN_FORMATS:
-        doc = _parse_markitdown(path, filename, ext)
-    elif ext in _TEXT_FORMATS or ext in _CODE_EXTENSIONS:
-        doc = ParsedDocument(_decode_text(path.read_bytes(), filename), None, _text_format(ext))
-    else:
-        raise UnsupportedFile(_unsupported_message(filename, ext))
-    if not doc.text.strip():
-        raise InvalidFile(
-            f"File '{filename}' contains no extractable text"
-            + (" (a scanned PDF needs OCR first)" if doc.format == "pdf" else "")
-            + "."
-        )
-    return doc
+        return _pdf_stream(path, filename)
+    if ext in _MARKITDOWN_FORMATS:
+        return _whole(_parse_markitdown(path, filename, ext), filename)
+    if ext in _TEXT_FORMATS or ext in _CODE_EXTENSIONS:
+        return _text_stream(path, filename, _text_format(ext))
+    raise UnsupportedFile(_unsupported_message(filename, ext))
 
 
 def _text_format(ext: str) -> str:
@@ -187,23 +254,115 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _parse_pdf(path: Path, filename: str) -> ParsedDocument:
-    """One PageSpan per PDF page; pages are joined with a blank line that belongs to the page
-    before it, so the spans tile the text."""
+def _text_stream(path: Path, filename: str, fmt: str) -> DocumentStream:
+    """Decode a text file block by block, with `_decode_text`'s rules: a BOM picks the
+    codec; otherwise a first pass over the bytes checks for NUL bytes and picks UTF-8 or,
+    failing that, Windows-1252, and the first 64k characters must not be mostly control
+    characters. CRLF and CR become LF, also across block boundaries."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    codec = next((c for bom, c in _BOMS if head.startswith(bom)), None)
+    if codec is None:
+        codec = _scan_codec(path, filename)
+        with path.open("rb") as fh:
+            sample = codecs.getincrementaldecoder(codec)().decode(fh.read(4 * 65536))
+        if _control_ratio(sample) > 0.05:
+            raise InvalidFile(
+                f"File '{filename}' looks binary (mostly control characters), not text; "
+                "check that the extension matches its content."
+            )
+    done = [0]
+
+    def pieces() -> Iterator[TextPiece]:
+        decoder = codecs.getincrementaldecoder(codec)()
+        held = ""  # a trailing CR waits: it may be the first half of a CRLF
+        with path.open("rb") as fh:
+            while True:
+                block = fh.read(BLOCK_BYTES)
+                done[0] += len(block)
+                try:
+                    text = held + decoder.decode(block, final=not block)
+                except UnicodeDecodeError as exc:
+                    raise InvalidFile(
+                        f"File '{filename}' is not valid {codec} text: {exc}."
+                    ) from exc
+                held = ""
+                if block and text.endswith("\r"):
+                    text, held = text[:-1], "\r"
+                if text:
+                    yield TextPiece(_normalise_newlines(text))
+                if not block:
+                    return
+
+    return DocumentStream(pieces(), fmt, filename, lambda: done[0] / size if size else 1.0)
+
+
+def _scan_codec(path: Path, filename: str) -> str:
+    """UTF-8 if the whole file decodes as UTF-8, else Windows-1252 if it decodes as that;
+    NUL bytes mean binary. One pass per candidate, a block at a time."""
+    for codec in ("utf-8", "cp1252"):
+        decoder = codecs.getincrementaldecoder(codec)()
+        with path.open("rb") as fh:
+            try:
+                while block := fh.read(BLOCK_BYTES):
+                    if b"\x00" in block:
+                        raise InvalidFile(
+                            f"File '{filename}' looks binary (it contains NUL bytes), not "
+                            "text; check that the extension matches its content."
+                        )
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                continue
+        return codec
+    raise InvalidFile(f"File '{filename}' is not readable text (not UTF-8 or Windows-1252).")
+
+
+def _pdf_stream(path: Path, filename: str) -> DocumentStream:
+    """One piece per PDF page, extracted as it is consumed; pages are joined with a blank
+    line that belongs to the page before, so each page's span runs to the next one's."""
     import pypdf
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its recoverable-damage chatter
+    errors = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError)
     try:
         reader = pypdf.PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
             raise InvalidFile(f"File '{filename}' is a password-protected PDF.")
-        texts = [(page.extract_text() or "").strip() for page in reader.pages]
+        count = len(reader.pages)
     except InvalidFile:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+    except errors as exc:
         raise InvalidFile(f"File '{filename}' is not a readable PDF: {exc}.") from exc
-    return _join_pages(texts, "pdf")
+    done = [0]
+
+    def pieces() -> Iterator[TextPiece]:
+        for number in range(count):
+            try:
+                text = (reader.pages[number].extract_text() or "").strip()
+            except errors as exc:
+                raise InvalidFile(f"File '{filename}' is not a readable PDF: {exc}.") from exc
+            done[0] = number + 1
+            yield TextPiece(text + ("\n\n" if number + 1 < count else ""), number + 1)
+
+    return DocumentStream(pieces(), "pdf", filename, lambda: done[0] / count if count else 1.0)
+
+
+def _whole(doc: ParsedDocument, filename: str) -> DocumentStream:
+    """A converter's whole text, handed on in pieces (one per page where it has pages)."""
+    done = [False]
+
+    def pieces() -> Iterator[TextPiece]:
+        spans = doc.pages or [PageSpan(0, 0, len(doc.text))]
+        for span in spans:
+            page = span.number if doc.pages else None
+            for at in range(span.start, max(span.end, span.start + 1), PIECE_CHARS):
+                yield TextPiece(doc.text[at : min(at + PIECE_CHARS, span.end)], page)
+        done[0] = True
+
+    return DocumentStream(pieces(), doc.format, filename, lambda: 1.0 if done[0] else 0.0)
 
 
 def _parse_markitdown(path: Path, filename: str, ext: str) -> ParsedDocument:

@@ -1,5 +1,5 @@
 """assistd: an OpenAI Assistants API v2 server. Commands: serve, worker, migrate, keys,
-sandbox, models, usage, doctor and bundle."""
+sandbox, models, usage, doctor and bundle, and the client command ingest."""
 
 from __future__ import annotations
 
@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = command(sub, "doctor", "find and repair rows the API cannot read back")
     doctor.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     doctor.set_defaults(func=_doctor)
+    from server import ingest_client
+
+    ingest_client.add_parser(sub, [common])
     sandbox = command(sub, "sandbox", "the code-interpreter sandbox image")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="ACTION")
     build = command(sandbox_sub, "build", "build the image without a registry")

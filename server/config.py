@@ -55,7 +55,19 @@ class Settings:
     # Further models clients may name in a store's `embedding_model` (names or paths);
     # nothing outside these, embedding_model and the bundled model is ever loaded.
     embedding_models: tuple[str, ...] = ()
-    ingest_concurrency: int = 1
+    # Files one process ingests at once (they take turns on the encoder batch by batch),
+    # and may exceed by as many for projects that have nothing being ingested.
+    ingest_concurrency: int = 2
+    ingest_threads: int = 2  # the ingestion encoder's CPU threads; from_env: one per CPU
+    ingest_onnx: bool = True  # ingestion on ONNX Runtime on a CPU (else PyTorch)
+    ingest_int8: str = "on"  # int8 weights: on, all, off (docs/retrieval.md: the recall kept)
+    ingest_turn_seconds: float = 0.5  # how long one batch holds the encoder
+    # file_search in runs (server/tools/search_budget.py): defaults for what a run's tool
+    # does not say, and the share of the model's context its results may fill.
+    file_search_max_results: int | None = None  # None: the spec's 20 (5 for gpt-3.5)
+    file_search_score_threshold: float = 0.0
+    file_search_context_share: float = 0.25
+    model_context_tokens: int = 8192  # a model's context when nothing says otherwise
     # Search queries of a sentence-transformers model on ONNX Runtime (retrieval/onnx_query.py).
     onnx_queries: bool = True
     ingest_wait_seconds: float = 120.0  # a run's file_search waits this long for ingestion
@@ -126,7 +138,19 @@ class Settings:
             chroma_url=env.get("CHROMA_URL") or None,
             embedding_model=env.get("ASSISTD_EMBEDDING_MODEL") or "all-MiniLM-L6-v2",
             embedding_models=split_list(env.get("ASSISTD_EMBEDDING_MODELS")),
-            ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 1)),
+            ingest_concurrency=max(1, int(env.get("ASSISTD_INGEST_CONCURRENCY") or 2)),
+            ingest_threads=max(1, int(env.get("ASSISTD_INGEST_THREADS") or usable_cpus(1))),
+            ingest_onnx=(env.get("ASSISTD_INGEST_ONNX") or "on").lower() not in _OFF,
+            ingest_int8=int8_setting(env.get("ASSISTD_INGEST_INT8")),
+            ingest_turn_seconds=float(env.get("ASSISTD_INGEST_TURN_SECONDS") or 0.5),
+            file_search_max_results=int(env["ASSISTD_FILE_SEARCH_MAX_RESULTS"])
+            if env.get("ASSISTD_FILE_SEARCH_MAX_RESULTS")
+            else None,
+            file_search_score_threshold=float(
+                env.get("ASSISTD_FILE_SEARCH_SCORE_THRESHOLD") or 0.0
+            ),
+            file_search_context_share=float(env.get("ASSISTD_FILE_SEARCH_CONTEXT_SHARE") or 0.25),
+            model_context_tokens=int(env.get("ASSISTD_MODEL_CONTEXT_TOKENS") or 8192),
             onnx_queries=(env.get("ASSISTD_ONNX_QUERIES") or "on").lower() not in _OFF,
             ingest_wait_seconds=float(env.get("ASSISTD_INGEST_WAIT_SECONDS") or 120),
             request_threads=max(1, int(env.get("ASSISTD_REQUEST_THREADS") or usable_cpus())),
@@ -166,8 +190,19 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def usable_cpus() -> int:
-    """CPUs this process may run on (at least 2): the default number of request threads.
+def int8_setting(raw: str | None) -> str:
+    """ASSISTD_INGEST_INT8: on (the default), all, or off (0/false/no too)."""
+    value = (raw or "on").strip().lower()
+    if value in _OFF:
+        return "off"
+    if value not in ("on", "all"):
+        raise ValueError(f"ASSISTD_INGEST_INT8 must be on, all or off, not {raw!r}")
+    return value
+
+
+def usable_cpus(at_least: int = 2) -> int:
+    """CPUs this process may run on (at least `at_least`): the default number of request
+    threads (at least 2) and of the ingestion encoder's threads.
 
     Route handlers hold the GIL for most of their work, so threads beyond the CPUs add
     no parallelism, only contention: on 2 CPUs under 16 concurrent clients, a message
@@ -182,7 +217,7 @@ def usable_cpus() -> int:
     quota = cgroup_cpu_quota()
     if quota is not None:
         count = min(count, quota)
-    return max(2, count)
+    return max(at_least, count)
 
 
 def cgroup_cpu_quota(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:

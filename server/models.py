@@ -180,6 +180,9 @@ class VectorStore(SQLModel, table=True):
     # Counter behind VectorStoreFile.generation: bumped each time one of its files is
     # claimed for ingestion, so generations only grow within a store.
     ingest_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # When one of its files was last claimed for ingestion: claims go round robin, so the
+    # store (and the project) served longest ago goes first among equals.
+    ingest_claimed_at: float | None = None
 
 
 class VectorStoreFile(SQLModel, table=True):
@@ -211,6 +214,9 @@ class VectorStoreFile(SQLModel, table=True):
     # worker claims it, cleared when the file is queued again. Its chunks carry it, so an
     # attempt that lost the row removes only its own chunks (server/tools/ingestion.py).
     generation: int | None = None
+    # How far the ingestion in progress is through the file (0..1: bytes of a text file,
+    # pages of a PDF); chunk_count and usage_bytes grow with it.
+    progress: float | None = None
 
 
 class VectorStoreFileBatch(SQLModel, table=True):

@@ -420,3 +420,37 @@ def test_tool_choice_file_search_forces_exactly_that_tool(
     forced = {"type": "function", "function": {"name": "file_search"}}
     assert model.requests[0]["tool_choice"] == forced
     assert [c.type for c in search_steps(client, thread.id, run.id)] == ["file_search"]
+
+
+def test_results_are_fitted_to_a_share_of_the_models_context(
+    client: OpenAI, model: ScriptedModel, tmp_path: Path
+) -> None:
+    """A model litellm does not know gets ASSISTD_MODEL_CONTEXT_TOKENS (8192) of context,
+    a quarter of it for results: of six 700-token passages that all match, two fit (the
+    step records those two), where 20 results would have been asked for."""
+    passage = " ".join(f"The kettle part {n} is covered by the warranty." for n in range(70))
+    files = [upload(client, tmp_path, f"part{i}.txt", passage) for i in range(6)]
+    store = client.vector_stores.create(
+        file_ids=[f.id for f in files],
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 0},
+        },
+    )
+    wait_for(client, store.id, *[f.id for f in files])
+    assistant = client.beta.assistants.create(
+        model="tiny-local-model",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    model.tool_calls([search_call("which kettle parts are covered?")]).text("All of them.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Covered?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+    )
+    assert run.status == "completed", run.last_error
+    (call,) = search_steps(client, thread.id, run.id)
+    assert len(call.file_search.results) == 2
+    tool_message = next(m for m in model.requests[-1]["messages"] if m["role"] == "tool")
+    assert tool_message["content"].count("†part") == 2
+    assert len(tool_message["content"]) < 2048 * 5  # the budget, in characters at most

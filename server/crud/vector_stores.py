@@ -25,6 +25,7 @@ from server.models import StoredFile, Thread, VectorStore, VectorStoreFile, Vect
 from server.protocol.vector_stores import (
     ExpiresAfter,
     FileCounts,
+    FileProgress,
     VectorStoreCreate,
     VectorStoreFileObject,
     VectorStoreObject,
@@ -305,6 +306,11 @@ def file_to_api(row: Any) -> VectorStoreFileObject:
         last_error=row.last_error,
         chunking_strategy=strategy,
         attributes=row.attributes or {},
+        progress=(
+            FileProgress(fraction=round(row.progress or 0.0, 4), chunks_done=row.chunk_count)
+            if row.status == "in_progress"
+            else None
+        ),
     )
 
 

@@ -184,6 +184,16 @@ class VectorStoreObject(BaseModel):
         return data
 
 
+class FileProgress(BaseModel):
+    """Extension: how far the ingestion of a file in progress is. `fraction` is how far
+    through the file the parser has read (bytes of a text file, pages of a PDF; Office
+    and HTML files jump from 0 to 1), `chunks_done` the chunks embedded and indexed so far
+    (`usage_bytes` grows with them)."""
+
+    fraction: float
+    chunks_done: int
+
+
 class VectorStoreFileObject(BaseModel):
     id: str
     object: Literal["vector_store.file"] = "vector_store.file"
@@ -194,6 +204,15 @@ class VectorStoreFileObject(BaseModel):
     last_error: FileLastError | None
     chunking_strategy: ChunkingStrategySpec
     attributes: dict[str, AttributeValue]
+    # Extension, present while the file is in progress (FileProgress).
+    progress: FileProgress | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_progress_when_done(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("progress") is None:
+            data.pop("progress", None)
+        return data
 
 
 class FileBatchObject(BaseModel):

@@ -14,7 +14,7 @@ from starlette.types import Message, Receive
 from server.crud import files as crud
 from server.crud import vector_stores
 from server.crud.pagination import paginate
-from server.deps import DB, FileListing, Project, Search
+from server.deps import DB, FileListing, Project, Search, WorkerDep
 from server.errors import APIError, bad_request
 from server.ids import now
 from server.json_safety import repair_text, text_problem
@@ -242,11 +242,14 @@ def download_file(file_id: str, request: Request, project: Project, db: DB) -> F
 
 @router.delete("/{file_id}")
 def delete_file(
-    file_id: str, request: Request, project: Project, db: DB, search: Search
+    file_id: str, request: Request, project: Project, db: DB, search: Search, worker: WorkerDep
 ) -> Deleted:
     row = crud.get(db, project, file_id)
     # The file leaves every vector store (rows first, so no search sees it, then chunks).
-    for store_id in vector_stores.detach_everywhere(db, project, file_id):
+    stores = vector_stores.detach_everywhere(db, project, file_id)
+    if stores:
+        worker.wake()  # its ingestions in flight stop at once
+    for store_id in stores:
         search.remove_file(store_id, file_id)
     if crud.delete(db, row):
         request.app.state.blobs.remove(row.sha256)

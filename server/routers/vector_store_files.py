@@ -88,9 +88,15 @@ def update_file(
 
 @router.delete("/files/{file_id}")
 def detach_file(
-    vector_store_id: str, file_id: str, project: Project, db: DB, search: Search
+    vector_store_id: str,
+    file_id: str,
+    project: Project,
+    db: DB,
+    search: Search,
+    worker: WorkerDep,
 ) -> Deleted:
     crud.detach(db, crud.get_file(db, project, vector_store_id, file_id))
+    worker.wake()  # an ingestion of it in flight stops at once (server/tools/ingestion.py)
     search.remove_file(vector_store_id, file_id)
     return Deleted(id=file_id, object="vector_store.file.deleted")
 
@@ -192,10 +198,17 @@ def get_batch(
 
 @router.post("/file_batches/{batch_id}/cancel")
 def cancel_batch(
-    vector_store_id: str, batch_id: str, project: Project, db: DB, search: Search
+    vector_store_id: str,
+    batch_id: str,
+    project: Project,
+    db: DB,
+    search: Search,
+    worker: WorkerDep,
 ) -> FileBatchObject:
     batch = batches.get_batch(db, project, vector_store_id, batch_id)
-    for file_id in batches.cancel_batch(db, batch):
+    cancelled = batches.cancel_batch(db, batch)
+    worker.wake()  # its ingestions in flight stop at once
+    for file_id in cancelled:
         search.remove_file(vector_store_id, file_id)
     return batches.batch_to_api(db, batch)
 

@@ -67,8 +67,11 @@ def update_vector_store(
 
 
 @router.delete("/{vector_store_id}")
-def delete_vector_store(vector_store_id: str, project: Project, db: DB, search: Search) -> Deleted:
+def delete_vector_store(
+    vector_store_id: str, project: Project, db: DB, search: Search, worker: WorkerDep
+) -> Deleted:
     crud.delete_store(db, crud.get(db, project, vector_store_id))
+    worker.wake()  # its ingestions in flight stop at once (server/tools/ingestion.py)
     search.remove_store(vector_store_id)
     return Deleted(id=vector_store_id, object="vector_store.deleted")
 

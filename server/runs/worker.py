@@ -73,13 +73,19 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming; give in-flight runs the grace period to finish, then interrupt
         the rest and hand them back (lease set to lapse: another worker fails them with
-        server_error rather than leaving them in_progress)."""
+        server_error rather than leaving them in_progress). Ingestions stop within the
+        same grace period, at the same time."""
         self._stopping = True
         self._wake.set()
         if self._task:
             await self._task
+        grace = self.settings.shutdown_grace_seconds
         if self.ingestor is not None:
-            await self.ingestor.stop(self.settings.shutdown_grace_seconds)
+            await asyncio.gather(self.ingestor.stop(grace), self._stop_runs())
+        else:
+            await self._stop_runs()
+
+    async def _stop_runs(self) -> None:
         tasks = self.runner.live.tasks()
         if tasks and self.settings.shutdown_grace_seconds > 0:
             log.info(

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.records import Candidate, SearchTrace
+from server.config import Settings
 from server.crud import vector_stores
 from server.db import Database
 from server.ids import now
@@ -45,6 +46,7 @@ from server.tools.base import (
     ToolUse,
     TurnHost,
 )
+from server.tools.search_budget import ContextWindows, fit
 
 if TYPE_CHECKING:  # the service loads Chroma: not needed to read this module's logic
     from server.tools.search_service import SearchService
@@ -109,17 +111,21 @@ class SearchSettings:
         return {"ranker": ranker, "score_threshold": self.score_threshold}
 
 
-def settings_for(run: Run) -> SearchSettings:
-    """The run's file_search tool settings; the spec's defaults (20 results, 5 for
-    gpt-3.5-turbo) when the tool does not say."""
+def settings_for(
+    run: Run, max_num_results: int | None = None, score_threshold: float = 0.0
+) -> SearchSettings:
+    """The run's file_search tool settings; where the tool does not say, the server's
+    defaults (ASSISTD_FILE_SEARCH_MAX_RESULTS, ASSISTD_FILE_SEARCH_SCORE_THRESHOLD), else
+    the spec's (20 results, 5 for gpt-3.5-turbo; no threshold)."""
     tool = next((t for t in run.tools if t.get("type") == TOOL_NAME), {})
     options = tool.get("file_search") or {}
     ranking = options.get("ranking_options") or {}
-    default = 5 if run.model.startswith("gpt-3.5") else 20
+    default = max_num_results or (5 if run.model.startswith("gpt-3.5") else 20)
+    threshold = ranking.get("score_threshold")
     return SearchSettings(
         max_num_results=options.get("max_num_results") or default,
         ranker=ranking.get("ranker") or "auto",
-        score_threshold=float(ranking.get("score_threshold") or 0.0),
+        score_threshold=float(threshold if threshold is not None else score_threshold),
     )
 
 
@@ -277,9 +283,11 @@ class FileSearch(ServerTool):
 
     name = TOOL_NAME
 
-    def __init__(self, search: SearchService, ingest_wait_seconds: float) -> None:
+    def __init__(self, search: SearchService, settings: Settings) -> None:
         self.search = search
-        self.ingest_wait_seconds = ingest_wait_seconds
+        self.settings = settings
+        self.ingest_wait_seconds = settings.ingest_wait_seconds
+        self.contexts = ContextWindows(settings)
 
     def use(self, run: Run, db: Database) -> ToolUse:
         return FileSearchUse(self, run, db)
@@ -317,7 +325,12 @@ class FileSearchUse(ToolUse):
             raise ToolFailed("server_error", str(exc)) from exc
 
     async def _execute(self, calls: list[ToolCall], turn: TurnHost) -> None:
-        run, settings = self.run, settings_for(self.run)
+        server = self.tool.settings
+        run = self.run
+        settings = settings_for(
+            run, server.file_search_max_results, server.file_search_score_threshold
+        )
+        budget = int(self.tool.contexts.lookup(run.model) * server.file_search_context_share)
         refs = await self.db.run(store_refs, run)
         await self._wait_for_ingestion([store_id for store_id, _ in refs])
         ranking = settings.ranking_options
@@ -334,6 +347,10 @@ class FileSearchUse(ToolUse):
                     score_threshold=settings.score_threshold,
                     ranker=settings.ranker,
                 )
+                trace.results = await asyncio.to_thread(fit, trace.results, budget, run.model)
+                given = {id(c) for c in trace.results}
+                for candidate in trace.candidates:
+                    candidate.selected = id(candidate) in given
             results = step_results(trace.results) if trace else []
             found = self.results[call.id] = FileSearchDetails(
                 ranking_options=ranking, results=results, queries=queries

@@ -1,43 +1,56 @@
-"""Ingestion jobs: the vector_store_files row is the job, leased like a run.
+"""The ingestion worker: claims waiting vector-store files (server/tools/ingest_jobs.py),
+ingests each in a thread of its own, and stops any that lose their row.
 
-A worker claims `in_progress` rows whose lease is free or lapsed, ingests them in a
-thread, renews the leases while it works, and finishes each with a compare-and-set on
-(status, generation). A process that dies leaves its leases to lapse, and another worker
-ingests those files from scratch.
+Scheduling. A process ingests up to ASSISTD_INGEST_CONCURRENCY files at once, and one
+more per tick for a project that has nothing being ingested anywhere (up to twice the
+setting), so a small file never waits for another project's big ones to finish. The files
+in flight take turns on one encoder lane batch by batch (retrieval/pipeline.py), so that
+small file is embedded after at most one batch of each.
 
-Generations. Each claim gives the row the next value of its store's counter
-(`vector_stores.ingest_generation`), so within a store a later attempt always has a
-higher generation, even for a file detached and attached again (a new row). The attempt
-writes its chunks tagged with its generation, beside any other attempt's, and:
+Stopping. Every tick renews the leases of the files in flight with a compare-and-set on
+(file, generation, status, owner); a row that no longer matches (detached, its store or
+file deleted, its batch cancelled, queued again) stops its ingestion at the next piece of
+text or batch, within a second or so, and the routes that cause this wake the worker at
+once. Between batches the pipeline also records its progress with the same compare-and-
+set, so another replica's delete is seen there too. On shutdown, ingestions get the grace
+period less a margin to finish, are then told to stop, and their leases lapse at once so
+another worker starts them over; the threads are daemons, so a batch still running never
+holds the process past the grace.
 
-* finishes the row only while the row still carries its generation and is in_progress
-  (a re-queue clears the generation, a re-claim replaces it, a cancel or detach changes
-  the status or removes the row): a stale attempt never overwrites the status;
+Chunks. An attempt writes chunks tagged with its generation and:
+
 * when it finished the row, removes the older generations' chunks (on success) or its own
   and the older ones (on failure), never a newer attempt's;
-* when it lost the row, removes only its own chunks.
+* when it lost the row, removes only its own chunks;
+* when stopped for shutdown, leaves them (the next attempt's success removes them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, or_, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from retrieval.pipeline import IngestProgress, Lane
 from server.config import Settings
 from server.db import Database
-from server.models import StoredFile, VectorStore, VectorStoreFile
 from server.storage import BlobStore
-from server.tools.search_service import Ingested, IngestJob, SearchService
+from server.tools import ingest_jobs
+from server.tools.ingest_jobs import Claim, Key
+from server.tools.search_service import Ingested, SearchService
 
 log = logging.getLogger("assistd.ingest")
-Key = tuple[str, str]  # (vector_store_id, file_id)
-Claim = tuple[str, str, int]  # (vector_store_id, file_id, generation)
+T = TypeVar("T")
+CHECKPOINT_SECONDS = 0.5  # progress is written at most this often per file
+STOP_MARGIN_SECONDS = 3.0  # of the shutdown grace, kept for ingestions to stop
 
 
 class IngestObserver(Protocol):
@@ -49,107 +62,73 @@ class IngestObserver(Protocol):
     ) -> None: ...
 
 
-def _free_lease(t: float) -> ColumnElement[bool]:
-    lease = col(VectorStoreFile.lease_expires_at)
-    return or_(lease.is_(None), lease < t)
+@dataclass
+class _Job:
+    claim: Claim
+    stop: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""  # why it was told to stop: "cancelled" or "shutdown"
+    task: asyncio.Task[None] | None = None
+
+    def halt(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
 
 
-def _is(job: Claim | Key) -> tuple[ColumnElement[bool], ...]:
-    """The row of a (store, file) key, or of a claim: also still at its generation."""
-    where: tuple[ColumnElement[bool], ...] = (
-        col(VectorStoreFile.vector_store_id) == job[0],
-        col(VectorStoreFile.id) == job[1],
-    )
-    if len(job) == 3:
-        where += (col(VectorStoreFile.generation) == job[2],)
-    return where
+class _Control:
+    """The pipeline's view of its job (retrieval.pipeline.Control), used in its thread."""
+
+    def __init__(self, job: _Job, db: Database, owner: str, lease_seconds: float) -> None:
+        self.job, self.db, self.owner, self.lease_seconds = job, db, owner, lease_seconds
+        self._written = 0.0
+
+    def stopped(self) -> bool:
+        return self.job.stop.is_set()
+
+    def checkpoint(self, progress: IngestProgress) -> bool:
+        if self.stopped():
+            return False
+        now = time.monotonic()
+        if now - self._written < CHECKPOINT_SECONDS:
+            return True
+        self._written = now
+        try:
+            with Session(self.db.engine, expire_on_commit=False) as session:
+                kept = ingest_jobs.checkpoint(
+                    session, self.owner, self.job.claim, progress, self.lease_seconds
+                )
+        except Exception:  # the database is away: keep going, the next tick checks
+            log.warning("could not record progress of %s", self.job.claim[1], exc_info=True)
+            return not self.stopped()
+        if not kept:
+            self.job.halt("cancelled")
+        return kept
 
 
-def claim(session: Session, owner: str, lease_seconds: float, limit: int) -> list[Claim]:
-    """Lease up to `limit` waiting files, oldest first (SKIP LOCKED on PostgreSQL, so
-    replicas take disjoint rows; SQLite's single writer makes the UPDATE atomic), and give
-    each the next generation of its store."""
-    t = time.time()
-    seq_ = col(VectorStoreFile.seq)
-    waiting = (col(VectorStoreFile.status) == "in_progress", _free_lease(t))
-    candidates = select(seq_).where(*waiting).order_by(seq_).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.exec(
-        update(VectorStoreFile)
-        .where(seq_.in_(candidates.scalar_subquery()), *waiting)
-        .values(lease_owner=owner, lease_expires_at=t + lease_seconds)
-        .returning(seq_, col(VectorStoreFile.vector_store_id), col(VectorStoreFile.id))
-    ).all()
-    by_store: dict[str, list[tuple[int, str]]] = {}
-    for seq, store_id, file_id in rows:
-        assert seq is not None  # a row's primary key
-        by_store.setdefault(store_id, []).append((seq, file_id))
-    claimed: list[Claim] = []
-    # Stores in a fixed order: two replicas bumping the same stores cannot deadlock.
-    for store_id in sorted(by_store):
-        files = sorted(by_store[store_id])
-        generation_ = col(VectorStore.ingest_generation)
-        top = session.exec(
-            update(VectorStore)
-            .where(col(VectorStore.id) == store_id)
-            .values(ingest_generation=generation_ + len(files))
-            .returning(generation_)
-        ).scalar()
-        if top is None:  # the store is gone (its rows go with it)
-            continue
-        for generation, (seq, file_id) in enumerate(files, start=top - len(files) + 1):
-            session.exec(update(VectorStoreFile).where(seq_ == seq).values(generation=generation))
-            claimed.append((store_id, file_id, generation))
-    session.commit()
-    return claimed
+def _in_daemon_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
+    """`fn()` in a daemon thread, as a future of the running loop: unlike the default
+    executor's threads, it never keeps the process alive at exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
 
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
 
-def load_job(session: Session, blobs: BlobStore, job: Claim) -> IngestJob | None:
-    """The job's inputs, or None when the row is no longer this claim's."""
-    row = session.exec(
-        select(VectorStoreFile).where(
-            VectorStoreFile.vector_store_id == job[0], VectorStoreFile.id == job[1]
-        )
-    ).first()
-    store = session.exec(select(VectorStore).where(VectorStore.id == job[0])).first()
-    if row is None or store is None or row.generation != job[2] or row.status != "in_progress":
-        return None
-    stored = session.exec(
-        select(StoredFile).where(StoredFile.project == row.project, StoredFile.id == row.id)
-    ).first()
-    return IngestJob(
-        store_id=store.id,
-        file_id=row.id,
-        filename=stored.filename if stored else row.id,
-        path=blobs.path(stored.sha256) if stored else blobs.path("0" * 64),
-        strategy=row.chunking_strategy,
-        attributes=row.attributes or {},
-        embedding_model=store.embedding_model,
-        generation=row.generation,
-    )
+    def target() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: the process is exiting
+            loop.call_soon_threadsafe(settle, result, error)
 
-
-def finish(session: Session, job: Claim, result: Ingested) -> bool:
-    """Record the outcome if the row is still this claim's (in_progress, same generation);
-    False when a cancel, detach, re-queue or newer claim took it meanwhile."""
-    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
-    if result.error:
-        values.update(status="failed", last_error=result.error)
-    else:
-        values.update(status="completed", usage_bytes=result.usage_bytes, chunk_count=result.chunks)
-    done = session.exec(
-        update(VectorStoreFile)
-        .where(*_is(job), col(VectorStoreFile.status) == "in_progress")
-        .values(**values)
-    ).rowcount
-    session.commit()
-    return bool(done)
-
-
-def current_attributes(session: Session, key: Key) -> dict[str, Any] | None:
-    found = session.exec(select(VectorStoreFile.attributes).where(*_is(key))).first()
-    return None if found is None else dict(found)
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
 
 
 class Ingestor:
@@ -168,47 +147,63 @@ class Ingestor:
         self.search = search
         self.blobs = blobs
         self.owner = owner
+        self.lane = Lane()
         # Keyed by claim: a stale attempt and the file's next one may run side by side.
-        self.tasks: dict[Claim, asyncio.Task[None]] = {}
+        self.jobs: dict[Claim, _Job] = {}
+        self._stopping = False
 
     async def tick(self, claim_jobs: bool) -> None:
-        if self.tasks:
-            await self.db.run(self._renew)
-        free = self.settings.ingest_concurrency - len(self.tasks)
-        if not claim_jobs or free <= 0:
+        lease = self.settings.lease_seconds
+        if self.jobs:
+            for lost in await self.db.run(ingest_jobs.renew, self.owner, list(self.jobs), lease):
+                if lost in self.jobs:
+                    self.jobs[lost].halt("cancelled")
+        if not claim_jobs or self._stopping:
             return
-        for job in await self.db.run(claim, self.owner, self.settings.lease_seconds, free):
-            task = asyncio.create_task(self._ingest(job), name=f"ingest {job[1]}#{job[2]}")
-            self.tasks[job] = task
-            task.add_done_callback(functools.partial(self._done, job))
+        slots = self.settings.ingest_concurrency
+        claims: list[Claim] = []
+        if len(self.jobs) < slots:
+            claims = await self.db.run(ingest_jobs.claim, self.owner, lease, slots - len(self.jobs))
+        if len(self.jobs) + len(claims) >= slots and len(self.jobs) + len(claims) < 2 * slots:
+            # Every slot is taken: a project with nothing in flight still gets one.
+            claims += await self.db.run(ingest_jobs.claim, self.owner, lease, 1, True)
+        for claimed in claims:
+            job = _Job(claimed)
+            job.task = asyncio.create_task(self._ingest(job), name=f"ingest {claimed[1]}")
+            self.jobs[claimed] = job
+            job.task.add_done_callback(functools.partial(self._done, claimed))
 
-    def _done(self, job: Claim, _: asyncio.Task[None]) -> None:
-        self.tasks.pop(job, None)
+    def _done(self, claimed: Claim, _: asyncio.Task[None]) -> None:
+        self.jobs.pop(claimed, None)
 
-    def _renew(self, session: Session) -> None:
-        for job in list(self.tasks):
-            session.exec(
-                update(VectorStoreFile)
-                .where(*_is(job), col(VectorStoreFile.lease_owner) == self.owner)
-                .values(lease_expires_at=time.time() + self.settings.lease_seconds)
-            )
-        session.commit()
-
-    async def _ingest(self, job: Claim) -> None:
+    async def _ingest(self, job: _Job) -> None:
         started = time.perf_counter()
-        store_id, file_id, generation = job
+        store_id, file_id, generation = job.claim
         key: Key = (store_id, file_id)
         try:
-            loaded = await self.db.run(load_job, self.blobs, job)
+            loaded = await self.db.run(ingest_jobs.load_job, self.blobs, job.claim)
             if loaded is None:
                 return
-            result = await asyncio.to_thread(self.search.ingest, loaded)
-            if not await self.db.run(finish, job, result):
-                # Cancelled, detached, re-queued or claimed again while we worked: take
-                # back our own chunks, and only ours.
-                await asyncio.to_thread(
-                    self.search.remove_file, store_id, file_id, generation=generation
-                )
+            spec, size = loaded
+            log.info(
+                "ingesting %s (%s, %d bytes) into %s (#%d)",
+                file_id,
+                spec.filename,
+                size,
+                store_id,
+                generation,
+            )
+            control = _Control(job, self.db, self.owner, self.settings.lease_seconds)
+            result = await _in_daemon_thread(
+                lambda: self.search.ingest(spec, control, self.lane), f"ingest {file_id}"
+            )
+            if result.stopped:
+                await self._stopped(job, result)
+                return
+            if not await self.db.run(ingest_jobs.finish, job.claim, result):
+                # Cancelled, detached, re-queued or claimed again as it ended: take back
+                # our own chunks, and only ours.
+                await self._take_back(job.claim)
                 log.info("ingestion of %s into %s (#%d) discarded", file_id, store_id, generation)
                 return
             # Ours is now the file's state: earlier attempts' chunks go (on failure, all
@@ -217,8 +212,8 @@ class Ingestor:
             await asyncio.to_thread(
                 self.search.remove_file, store_id, file_id, older_than=older_than
             )
-            attributes = await self.db.run(current_attributes, key)
-            if not result.error and attributes is not None and attributes != loaded.attributes:
+            attributes = await self.db.run(ingest_jobs.current_attributes, key)
+            if not result.error and attributes is not None and attributes != spec.attributes:
                 # Updated while we worked: the index must filter on the new values.
                 await asyncio.to_thread(self.search.update_attributes, *key, attributes)
             log.info(
@@ -237,20 +232,56 @@ class Ingestor:
         except Exception:  # keep the worker alive; the lease lapses and another retries
             log.exception("ingestion of %s into %s crashed", file_id, store_id)
 
-    async def stop(self, grace: float) -> None:
-        tasks = list(self.tasks.values())
-        if tasks and grace > 0:
-            await asyncio.wait(tasks, timeout=grace)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-        def release(session: Session) -> None:
-            session.exec(
-                update(VectorStoreFile)
-                .where(col(VectorStoreFile.lease_owner) == self.owner)
-                .values(lease_expires_at=0.0)
+    async def _stopped(self, job: _Job, result: Ingested) -> None:
+        store_id, file_id, generation = job.claim
+        if job.reason == "shutdown":
+            log.info(
+                "ingestion of %s into %s (#%d) stopped for shutdown after %d chunks; "
+                "its lease lapses for another worker",
+                file_id,
+                store_id,
+                generation,
+                result.chunks,
             )
-            session.commit()
+            return
+        await self._take_back(job.claim)
+        log.info(
+            "ingestion of %s into %s (#%d) discarded: the file left the store or was "
+            "cancelled after %d chunks",
+            file_id,
+            store_id,
+            generation,
+            result.chunks,
+        )
 
-        await self.db.run(release)
+    async def _take_back(self, job: Claim) -> None:
+        """Remove this attempt's chunks; a store deleted meanwhile goes whole (a batch
+        written after the delete made its collection again)."""
+        store_id, file_id, generation = job
+        if await self.db.run(ingest_jobs.store_exists, store_id):
+            await asyncio.to_thread(
+                self.search.remove_file, store_id, file_id, generation=generation
+            )
+        else:
+            await asyncio.to_thread(self.search.remove_store, store_id)
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; give the files in flight the grace period less a margin, tell
+        the rest to stop, and make every lease of ours lapse so another worker restarts
+        those files at once."""
+        self._stopping = True
+        jobs = list(self.jobs.values())
+        tasks = [job.task for job in jobs if job.task is not None]
+        if tasks:
+            margin = min(STOP_MARGIN_SECONDS, grace / 2)
+            if grace - margin > 0:
+                await asyncio.wait(tasks, timeout=grace - margin)
+            for job in jobs:
+                job.halt("shutdown")
+            pending = [task for task in tasks if not task.done()]
+            if pending and margin > 0:
+                await asyncio.wait(pending, timeout=margin)
+            for task in pending:
+                task.cancel()  # a batch still running ends with the process (daemon thread)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.db.run(ingest_jobs.release, self.owner)

@@ -27,6 +27,6 @@ def server_tools(
     """Every server-side tool, by name, in the order the model is offered them."""
     tools: list[ServerTool] = [
         CodeInterpreter(sandbox, blobs, sandbox_problem, sandbox_packages),
-        FileSearch(search, settings.ingest_wait_seconds),
+        FileSearch(search, settings),
     ]
     return {tool.name: tool for tool in tools}

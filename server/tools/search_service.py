@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.chunking import InvalidChunkingStrategy, chunk_document, embedding_windows
+from retrieval.chunking import Chunk, InvalidChunkingStrategy
 from retrieval.embedding import (
     Embedder,
     EmbeddingModels,
     EmbeddingModelUnavailable,
+    IngestEncoding,
     UnknownEmbeddingModel,
 )
 from retrieval.index import ChunkIndex
-from retrieval.parsing import InvalidFile, UnsupportedFile, parse_file
+from retrieval.parsing import InvalidFile, UnsupportedFile, open_document
+from retrieval.pipeline import Control, IngestProgress, Lane, Stopped, Vectors, ingest_document
 from retrieval.records import SearchTrace, StoredChunk
 from server.config import Settings
 
@@ -33,6 +35,7 @@ class Ingested:
     usage_bytes: int = 0
     chunks: int = 0
     error: dict[str, str] | None = None
+    stopped: bool = False  # told to stop before the end (cancelled, or shutting down)
 
 
 @dataclass
@@ -58,6 +61,11 @@ class SearchService:
             [settings.embedding_model, *settings.embedding_models],
             default=settings.embedding_model,
             onnx_queries=settings.onnx_queries,
+            encoding=IngestEncoding(
+                onnx=settings.ingest_onnx,
+                threads=settings.ingest_threads,
+                int8=settings.ingest_int8,
+            ),
         )
 
     @property
@@ -73,18 +81,15 @@ class SearchService:
     def embedder(self, name: str) -> Embedder:
         return self.models.get(name)
 
-    def ingest(self, job: IngestJob) -> Ingested:
-        """Parse, chunk, embed and index one file. On any failure nothing of the file is
-        left in the index, and the error says what the user can do about it."""
-        try:
-            document = parse_file(job.path, job.filename)
-            embedder = self.embedder(job.embedding_model)
-            chunks = chunk_document(document, job.strategy, embedder)
-            vectors = embedder.encode(
-                [c.text for c in chunks],
-                [c.tokens for c in chunks],
-                window=embedding_windows(job.strategy),
-            )
+    def ingest(self, job: IngestJob, control: Control, lane: Lane) -> Ingested:
+        """Parse, chunk, embed and index one file, batch by batch (retrieval/pipeline.py),
+        taking turns on `lane` and asking `control` between batches whether to go on. On
+        a failure nothing of the file is left in the index, and the error says what the
+        user can do about it; when told to stop, `stopped` is set and the chunks written
+        so far stay for the caller to keep or remove."""
+        progress = IngestProgress()
+
+        def write(chunks: list[Chunk], vectors: Vectors, first: bool) -> None:
             self.index.add_file(
                 job.store_id,
                 job.file_id,
@@ -94,7 +99,24 @@ class SearchService:
                 embedding_model=embedder.name,
                 attributes=job.attributes,
                 generation=job.generation,
+                fresh=first,
             )
+            progress.chunks += len(chunks)
+
+        try:
+            embedder = self.embedder(job.embedding_model)
+            stream = open_document(job.path, job.filename)
+            done = ingest_document(
+                stream,
+                job.strategy,
+                embedder,
+                write,
+                control,
+                lane=lane,
+                turn_seconds=self.settings.ingest_turn_seconds,
+            )
+        except Stopped:
+            return Ingested(chunks=progress.chunks, stopped=True)
         except UnsupportedFile as exc:
             return self._failed(job, "unsupported_file", str(exc))
         except (InvalidFile, InvalidChunkingStrategy) as exc:
@@ -105,8 +127,7 @@ class SearchService:
             return self._failed(job, "server_error", str(exc))
         except Exception as exc:  # an ingestion bug must fail the file, not the worker
             return self._failed(job, "server_error", f"Ingestion failed: {exc}")
-        usage = sum(len(c.text.encode("utf-8")) for c in chunks)
-        return Ingested(usage_bytes=usage, chunks=len(chunks))
+        return Ingested(usage_bytes=done.usage_bytes, chunks=done.chunks)
 
     def _failed(self, job: IngestJob, code: str, message: str) -> Ingested:
         # Only this attempt's chunks: another generation's are not ours to remove.
