@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 from openai import OpenAI  # noqa: E402
 
 from retrieval import ChunkIndex, chunk_document, get_embedder, parse_file  # noqa: E402
-from retrieval.chunking import Chunk  # noqa: E402
+from retrieval.chunking import Chunk, embedding_windows  # noqa: E402
 from retrieval.embedding import (  # noqa: E402
     EmbeddingModels,
     IngestEncoding,
@@ -303,7 +303,8 @@ def memory_child(spec: str) -> None:
 
         doc = parse_file(Path(path), name)
         chunks = whole_chunks(doc, {"type": "auto"}, embedder)
-        vectors = embedder.encode([c.text for c in chunks], [c.tokens for c in chunks])
+        window = embedding_windows({"type": "auto"})
+        vectors = embedder.encode([c.text for c in chunks], [c.tokens for c in chunks], window)
         index.add_file(
             "vs_mem",
             "f",

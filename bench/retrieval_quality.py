@@ -61,9 +61,9 @@ import numpy as np  # noqa: E402
 
 from bench.corpus import ensure  # noqa: E402
 from bench.evalset import Question, attach_spans, load  # noqa: E402
-from retrieval import chunk_document, get_embedder, normalize_strategy, parse_file  # noqa: E402
+from retrieval import chunk_document, normalize_strategy, parse_file  # noqa: E402
 from retrieval.chunking import Chunk  # noqa: E402
-from retrieval.embedding import Embedder, canonical_name  # noqa: E402
+from retrieval.embedding import Embedder, EmbeddingModels, IngestEncoding  # noqa: E402
 from retrieval.parsing import ParsedDocument  # noqa: E402
 
 CACHE = REPO / "bench" / ".cache"
@@ -91,6 +91,16 @@ class Outcome:
 # ---- embedding cache -----------------------------------------------------------------------
 
 
+def encoding_key(embedder: Embedder) -> str:
+    """The cache's name for how `embedder` embeds documents: PyTorch fp32 is the model's
+    name (vectors cached before ingestion ran on ONNX Runtime stay valid); the ingestion
+    encoder on ONNX Runtime adds its weights, `|onnx-fp32` or `|onnx-int8-on` / `-all`."""
+    encoding = getattr(embedder, "encoding", None)
+    if encoding is None or not encoding.onnx or embedder._batch_encoder() is None:  # type: ignore[attr-defined]
+        return embedder.name
+    return f"{embedder.name}|onnx-{'fp32' if encoding.int8 == 'off' else 'int8-' + encoding.int8}"
+
+
 class EmbeddingCache:
     """Unit vectors by (model, sha1 of text) in SQLite; fills in what it lacks, in batches,
     committing as it goes so an interrupted first run keeps its work."""
@@ -102,9 +112,10 @@ class EmbeddingCache:
             "CREATE TABLE IF NOT EXISTS vec"
             " (model TEXT, key BLOB, v BLOB, PRIMARY KEY (model, key))"
         )
-        self.model = embedder.name
+        self.model = encoding_key(embedder)
         self.inner = embedder._embed
         self.hits = self.misses = 0
+        embedder._embed = self  # type: ignore[method-assign]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         keys = [hashlib.sha1(t.encode()).digest() for t in texts]
@@ -168,50 +179,71 @@ def static(size: int, overlap: int) -> dict[str, Any]:
 # ---- systems -------------------------------------------------------------------------------
 
 
-def run_assistd(corpus: Corpus, embedder: Embedder, strategy: dict[str, Any] | None) -> Outcome:
+class GoOn:
+    """The pipeline's control (retrieval.pipeline.Control): never stop."""
+
+    def stopped(self) -> bool:
+        return False
+
+    def checkpoint(self, progress: object) -> bool:
+        return True
+
+
+class AssistdSystem:
+    """The server's search service built from default Settings (its own embedder, so the
+    ingestion encoder is the server's: ONNX Runtime int8 by default), with that embedder's
+    document vectors cached by text under `encoding_key`. `env` overrides settings the way
+    the server reads them (ASSISTD_INGEST_ONNX, ASSISTD_INGEST_INT8)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from server.config import Settings
+        from server.tools.search_service import SearchService
+
+        self.tmp = tempfile.TemporaryDirectory(prefix="assistd-quality-")
+        settings = Settings.from_env(
+            {**env, "ASSISTD_DATA_DIR": self.tmp.name, "DATABASE_URL": "sqlite://"}
+        )
+        self.service = SearchService(settings)
+        self.embedder = self.service.embedder(settings.embedding_model).load()
+        self.cache = EmbeddingCache(self.embedder)
+        self.name = self.cache.model
+
+
+def run_assistd(corpus: Corpus, system: AssistdSystem, strategy: dict[str, Any] | None) -> Outcome:
     """The server's search service, as vector_stores.search uses it, in this process."""
-    from server.config import Settings
-    from server.tools.search_service import IngestJob, SearchService
+    from retrieval.pipeline import Lane
+    from server.tools.search_service import IngestJob
 
-    class CachedSearchService(SearchService):
-        """The server's service with this run's embedder, whose vectors are cached by text
-        (a service builds its own embedders from Settings, which would embed anew)."""
-
-        def embedder(self, name: str) -> Embedder:
-            if canonical_name(name) != embedder.name:
-                sys.exit(f"the evaluation embeds with {embedder.name}, not {name}")
-            return embedder
-
+    service, embedder, lane = system.service, system.embedder, Lane()
     out = Outcome()
-    with tempfile.TemporaryDirectory(prefix="assistd-quality-") as tmp:
-        service = CachedSearchService(Settings(data_dir=Path(tmp), database_url="sqlite://"))
-        store = f"vs_{corpus.name}"
-        model = service.settings.embedding_model
-        t0 = time.perf_counter()
-        chunks = 0
-        for name in corpus.docs:
-            job = IngestJob(
-                store_id=store,
-                file_id=name,
-                filename=name,
-                path=corpus.folder / name,
-                strategy=normalize_strategy(strategy),
-                attributes={},
-                embedding_model=model,
-                generation=1,
-            )
-            done = service.ingest(job)
-            if done.error:
-                sys.exit(f"{name}: {done.error}")
-            chunks += done.chunks
-        print(f"  assistd: {chunks} chunks ingested in {time.perf_counter() - t0:.0f} s")
-        t0 = time.perf_counter()
-        for q in corpus.questions:
-            trace = service.search([(store, model)], [q.text], max_num_results=K)
-            out.results[q.id] = [
-                (c.file_id, c.start, c.end, embedder.count_tokens(c.text)) for c in trace.results
-            ]
-        out.seconds = time.perf_counter() - t0
+    # One index for the run: each corpus is a store of its own.
+    store = f"vs_{corpus.name}"
+    model = service.settings.embedding_model
+    t0 = time.perf_counter()
+    chunks = 0
+    for name in corpus.docs:
+        job = IngestJob(
+            store_id=store,
+            file_id=name,
+            filename=name,
+            path=corpus.folder / name,
+            strategy=normalize_strategy(strategy),
+            attributes={},
+            embedding_model=model,
+            generation=1,
+        )
+        done = service.ingest(job, GoOn(), lane)
+        if done.error:
+            sys.exit(f"{name}: {done.error}")
+        chunks += done.chunks
+    print(f"  assistd: {chunks} chunks ingested in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    for q in corpus.questions:
+        trace = service.search([(store, model)], [q.text], max_num_results=K)
+        out.results[q.id] = [
+            (c.file_id, c.start, c.end, embedder.count_tokens(c.text)) for c in trace.results
+        ]
+    out.seconds = time.perf_counter() - t0
     return out
 
 
@@ -468,16 +500,36 @@ def main() -> None:
     parser.add_argument("--baseline-size", type=int, default=200)
     parser.add_argument("--baseline-overlap", type=int, default=50)
     parser.add_argument("--dump", type=Path, help="write every question's ranks (JSON)")
+    parser.add_argument(
+        "--ingest-onnx",
+        choices=("on", "off"),
+        help="assistd's ASSISTD_INGEST_ONNX (default: the server's, on; off = PyTorch fp32)",
+    )
+    parser.add_argument(
+        "--ingest-int8",
+        choices=("on", "all", "off"),
+        help="assistd's ASSISTD_INGEST_INT8 (default: the server's, on)",
+    )
     args = parser.parse_args()
     print("$ .venv/bin/python bench/retrieval_quality.py " + " ".join(sys.argv[1:]))
     load_avg = os.getloadavg()[0]
     print(f"load average at start: {load_avg:.2f} on {os.cpu_count()} cores")
 
-    embedder = get_embedder()
-    embedder.load()
-    cache = EmbeddingCache(embedder)
-    embedder._embed = cache  # type: ignore[method-assign]
+    # The baselines embed with plain sentence-transformers (PyTorch fp32), as a user of the
+    # model would; assistd with the server's own ingestion encoder (AssistdSystem).
+    embedder = EmbeddingModels(encoding=IngestEncoding(onnx=False)).get(None).load()
+    caches = [EmbeddingCache(embedder)]
     systems = args.systems.split(",")
+    assistd = None
+    if "assistd" in systems:
+        env = {}
+        if args.ingest_onnx:
+            env["ASSISTD_INGEST_ONNX"] = args.ingest_onnx
+        if args.ingest_int8:
+            env["ASSISTD_INGEST_INT8"] = args.ingest_int8
+        assistd = AssistdSystem(env)
+        caches.append(assistd.cache)
+        print(f"assistd ingests with {assistd.name}; the baselines with {embedder.name}")
     baselines = [s for s in systems if s in ("dense", "bm25")]
     every: list[Question] = []
     combined: dict[str, Outcome] = {s: Outcome() for s in systems}
@@ -502,7 +554,8 @@ def main() -> None:
             )
         for system in systems:
             if system == "assistd":
-                outcomes[system] = run_assistd(corpus, embedder, args.strategy)
+                assert assistd is not None
+                outcomes[system] = run_assistd(corpus, assistd, args.strategy)
             elif system == "dense":
                 assert table is not None
                 outcomes[system] = run_dense(corpus, embedder, table)
@@ -533,7 +586,8 @@ def main() -> None:
         if args.split == "all":
             held_out = [q for q in every if q.split == "test"]
             report("both corpora, held-out split only (test)", held_out, combined, baselines)
-    print(f"\nembedding cache: {cache.hits} texts reused, {cache.misses} embedded")
+    for cache in caches:
+        print(f"\nembedding cache ({cache.model}): {cache.hits} reused, {cache.misses} embedded")
     if args.dump:
         args.dump.write_text(json.dumps(dump, indent=1) + "\n")
 

@@ -17,14 +17,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retrieval import onnx_query
-from retrieval.onnx_query import OnnxEncoder
+from retrieval.onnx_query import IngestEncoding, OnnxEncoder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights come from disk, never from a hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -35,6 +34,7 @@ __all__ = [
     "Embedder",
     "EmbeddingModelUnavailable",
     "EmbeddingModels",
+    "IngestEncoding",
     "SentenceTransformerEmbedder",
     "UnknownEmbeddingModel",
     "allow_models",
@@ -164,17 +164,6 @@ class Embedder(ABC):
         norm = float(np.linalg.norm(mean))
         vector: list[float] = (mean / norm if norm else mean).tolist()
         return vector
-
-
-@dataclass(frozen=True)
-class IngestEncoding:
-    """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
-    threads (default: the CPUs this process may use), with which weights int8: "on" (all
-    but the feed-forward down-projections), "all" or "off" (retrieval/onnx_query.py)."""
-
-    onnx: bool = True
-    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    int8: str = "on"
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -310,8 +299,7 @@ class SentenceTransformerEmbedder(Embedder):
         if onnx is not None and onnx.accepts(features):
             return onnx(features)
         # One intra-op thread on CPU: a short query gains nothing from more, and OpenMP's
-        # spinning threads slow it several-fold when other work holds the cores. The
-        # setting is per calling thread, so concurrent ingest keeps its threads.
+        # spinning threads slow it several-fold on busy cores (per thread: ingest keeps its).
         threads = torch.get_num_threads()
         if model.device.type == "cpu":
             torch.set_num_threads(1)
@@ -408,8 +396,7 @@ class EmbeddingModels:
             return embedder
 
 
-# The library's models (benchmarks, tests, scripts): any model, ONNX queries on. A server
-# builds its own from its settings (server/tools/search_service.py).
+# The library's models (benchmarks, tests): any model. Servers build theirs from Settings.
 _library = EmbeddingModels()
 
 

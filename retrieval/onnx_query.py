@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import re
 import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Cosine with the PyTorch output below which an exported graph is refused. int8 moves
 # vectors a little (0.99 on average for MiniLM); what matters is the recall it keeps.
 EXACT, QUANTIZED = 0.9999, 0.97
+
+
+@dataclass(frozen=True)
+class IngestEncoding:
+    """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
+    threads (default: the CPUs this process may use), with which weights int8: "on" (all
+    but the feed-forward down-projections), "all" or "off" (`encoder`)."""
+
+    onnx: bool = True
+    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    int8: str = "on"
 
 
 class OnnxEncoder:
