@@ -2,9 +2,10 @@
 
 FastAPI's generated document declares a 422 `HTTPValidationError` on every operation;
 this server answers 400, 401, 404, 413 and 503 (admin endpoints: 403 when off) in OpenAI's
-error envelope instead (server/errors.py), streams runs as `text/event-stream` when asked, downloads files as
-`application/octet-stream`, and reads an empty body as `{}`. The document is rewritten
-once, on first request, to match; tests/test_schemathesis.py holds the server to it.
+error envelope instead (server/errors.py), streams runs as `text/event-stream` when
+asked, downloads files as `application/octet-stream`, and reads an empty body as `{}`.
+The document is rewritten once, on first request, to match; tests/test_schemathesis.py
+holds the server to it.
 """
 
 from __future__ import annotations
