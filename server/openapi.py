@@ -1,10 +1,11 @@
 """The server's own `/openapi.json`, made to say what the server does.
 
 FastAPI's generated document declares a 422 `HTTPValidationError` on every operation;
-this server answers 400, 401, 404, 413 and 503 in OpenAI's error envelope instead
-(server/errors.py), streams runs as `text/event-stream` when asked, downloads files as
-`application/octet-stream`, and reads an empty body as `{}`. The document is rewritten
-once, on first request, to match; tests/test_schemathesis.py holds the server to it.
+this server answers 400, 401, 404, 413 and 503 (admin endpoints: 403 when off) in OpenAI's
+error envelope instead (server/errors.py), streams runs as `text/event-stream` when
+asked, downloads files as `application/octet-stream`, and reads an empty body as `{}`.
+The document is rewritten once, on first request, to match; tests/test_schemathesis.py
+holds the server to it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 _ERRORS = {
     "400": "Invalid request: the message and `param` say what and where.",
     "401": "Missing or unknown API key.",
+    "403": "Admin endpoints are off (no ASSISTD_ADMIN_KEY is configured).",
     "404": "No such object in this project, or no such URL.",
     "413": "The request body is larger than the server's limit.",
     "503": "The database could not be reached; retry.",
@@ -100,6 +102,10 @@ def rewrite(schema: dict[str, Any]) -> dict[str, Any]:
         for method, op in item.items():
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
+            if path.startswith("/admin/"):
+                for code in ("400", "401", "403"):
+                    responses.setdefault(code, _error(_ERRORS[code]))
+                continue
             if not path.startswith("/v1/"):
                 continue
             codes = ["400", "401", "404", "503"]

@@ -207,8 +207,10 @@ def test_traces_resolve_citations_to_chunks_and_search_trace_splits_the_scores(
     found = r.json()
     assert found["object"] == "vector_store.search_trace"
     assert [d["file_id"] for d in found["data"]] == [d["file_id"] for d in plain["data"]]
+    # A plain-words query: 0.8 on meaning, 0.2 on keywords (retrieval/fusion.py).
+    assert found["ranking_options"]["vector_weights"] == [0.8]
     for d in found["data"]:
-        fused = 0.7 * d["vector_score"] + 0.3 * d["keyword_score"]
+        fused = 0.8 * d["vector_score"] + 0.2 * d["keyword_score"]
         assert abs(d["score"] - fused) < 1e-5 and d["chunk_id"].startswith(d["file_id"] + ":")
     assert [c["selected"] for c in found["candidates"]][:2] == [True, True]
 

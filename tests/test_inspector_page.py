@@ -152,7 +152,7 @@ def test_a_walk_through_a_thread_its_runs_traces_chunks_and_images(
     expect(page.get_by_role("cell", name=XSS_FILENAME)).to_be_visible()
     page.get_by_label("Query").fill("how long is the warranty")
     page.get_by_role("button", name="Search").click()
-    expect(page.locator(".scores").first).to_contain_text("0.7 × vector")
+    expect(page.locator(".scores").first).to_contain_text("0.8 × vector")
     expect(page.locator(".results")).to_contain_text("<script>window.__xss = 4</script>")
     no_script_ran(page)
 

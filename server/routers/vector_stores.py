@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from retrieval.embedding import EmbeddingModelUnavailable, UnknownEmbeddingModel
 from retrieval.filters import InvalidFilter, validate_filters
+from retrieval.fusion import query_weights
 from retrieval.records import SearchTrace
 from server.crud import vector_stores as crud
 from server.crud.pagination import paginate
@@ -133,6 +134,8 @@ def _search_trace(
         ranking_options={
             "ranker": options.ranker if options else "auto",
             "score_threshold": options.score_threshold if options else 0.0,
+            # Each query's weight on the vector score in the fused one (keyword: 1 minus it).
+            "vector_weights": [round(float(w), 6) for w in query_weights(queries)],
         },
         data=[
             ScoredResult(

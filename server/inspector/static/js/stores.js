@@ -138,7 +138,7 @@ function searchResults(storeId, found) {
               h(
                 "p",
                 { class: "scores" },
-                fused(found.ranking_options.ranker, r),
+                fused(found.ranking_options, r),
                 ` · vector rank ${r.vector_rank ?? "–"} · keyword rank ${r.keyword_rank ?? "–"}`,
               ),
               pre(r.content.map((c) => c.text).join("\n"), "chunk-text"),
@@ -168,10 +168,15 @@ function searchResults(storeId, found) {
   );
 }
 
-function fused(ranker, r) {
+function fused(options, r) {
+  const { ranker } = options;
   const parts = `vector ${score(r.vector_score)}, keyword ${score(r.keyword_score)}`;
   if (ranker === "vector" || ranker === "keyword") return `score ${score(r.score)} (${ranker} only; ${parts})`;
-  return `fused ${score(r.score)} = 0.7 × vector ${score(r.vector_score)} + 0.3 × keyword ${score(r.keyword_score)}`;
+  const weights = options.vector_weights || [];
+  if (weights.length !== 1) return `fused ${score(r.score)} (best over the queries; ${parts})`;
+  const w = weights[0];
+  const k = Math.round((1 - w) * 100) / 100;
+  return `fused ${score(r.score)} = ${w} × vector ${score(r.vector_score)} + ${k} × keyword ${score(r.keyword_score)}`;
 }
 
 /** A file's chunks in document order: around `chunk` (two on each side) when given. */
