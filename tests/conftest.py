@@ -28,15 +28,52 @@ def make_client(base_url: str, api_key: str) -> OpenAI:
     return OpenAI(base_url=f"{base_url}/v1", api_key=api_key, max_retries=0, http_client=http)
 
 
+# Test files whose outcome does not depend on which database the server uses: pure logic,
+# the sandbox, packaging, the browser page, the CLI, model routing, Chroma. The PostgreSQL
+# pass (ASSISTD_TEST_DATABASE_URL set) skips them, since the SQLite pass already ran them,
+# which keeps the whole suite within CI's time; every API and run-engine test runs twice.
+SQLITE_PASS_ONLY = {
+    "tests/unit",
+    "tests/test_bundle_wheels.py",
+    "tests/test_chroma_server.py",
+    "tests/test_cli.py",
+    "tests/test_code_interpreter.py",
+    "tests/test_compose.py",
+    "tests/test_ingest_cli.py",
+    "tests/test_inspector_page.py",
+    "tests/test_model_routing.py",
+    "tests/test_offline_bundle.py",
+    "tests/test_openapi_contract.py",
+    "tests/test_retrieval_pipeline.py",
+    "tests/test_sandbox_channel.py",
+    "tests/test_sandbox_limits.py",
+    "tests/test_sandbox_packages.py",
+    "tests/test_scripted_model.py",
+    "tests/test_upload_temp_files.py",
+}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sqlite_pass_only(item: pytest.Item) -> bool:
+    path = Path(str(item.path)).resolve().relative_to(ROOT).as_posix()
+    return path in SQLITE_PASS_ONLY or path.rsplit("/", 1)[0] in SQLITE_PASS_ONLY
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `manual` (a full offline bundle from nothing: many minutes) run only
-    with ASSISTD_TEST_MANUAL=1, as scripts/test-offline sets; otherwise deselected."""
-    if os.environ.get("ASSISTD_TEST_MANUAL"):
-        return
-    manual = [item for item in items if item.get_closest_marker("manual")]
-    if manual:
-        config.hook.pytest_deselected(items=manual)
-        items[:] = [item for item in items if not item.get_closest_marker("manual")]
+    with ASSISTD_TEST_MANUAL=1, as scripts/test-offline sets; otherwise deselected. On the
+    PostgreSQL pass, SQLITE_PASS_ONLY is deselected."""
+    drop = (
+        []
+        if os.environ.get("ASSISTD_TEST_MANUAL")
+        else [item for item in items if item.get_closest_marker("manual")]
+    )
+    if os.environ.get("ASSISTD_TEST_DATABASE_URL"):
+        drop += [item for item in items if _sqlite_pass_only(item) and item not in drop]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        gone = set(map(id, drop))
+        items[:] = [item for item in items if id(item) not in gone]
 
 
 @pytest.fixture(scope="session", autouse=True)
