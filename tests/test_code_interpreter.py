@@ -14,7 +14,7 @@ from openai import AssistantEventHandler, OpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import KEY_ALPHA, make_client, server_env
-from tests.support.docker_check import require_sandbox
+from tests.support.docker_check import require_sandbox, sandboxed_server
 from tests.support.scripted_model import ScriptedModel
 from tests.support.server_process import ServerProcess
 
@@ -25,19 +25,14 @@ CI_TOOL = {"type": "code_interpreter"}
 def sandbox_server(
     tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
 ) -> Iterator[ServerProcess]:
-    require_sandbox()
-    env = server_env(
+    with sandboxed_server(
+        tmp_path_factory.mktemp("sandbox-server"),
         scripted[1],
-        ASSISTD_SANDBOX="auto",
         # Generous: a cold matplotlib import on a loaded 2-core CI machine takes seconds.
         ASSISTD_SANDBOX_TIMEOUT="8",
-        ASSISTD_SANDBOX_MEMORY="256m",
         ASSISTD_SANDBOX_DISK="16m",
-        ASSISTD_SANDBOX_POOL="1",
-    )
-    proc = ServerProcess(tmp_path_factory.mktemp("sandbox-server"), env=env).start()
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import KEY_ALPHA, KEY_BETA, make_client, server_env
-from tests.support.docker_check import require_sandbox
+from tests.support.docker_check import sandboxed_server
 from tests.support.inspector_scenario import QUESTION, XSS_FILENAME, XSS_MESSAGE, build, tool_call
 from tests.support.scripted_model import ScriptedModel
 from tests.support.server_process import ServerProcess
@@ -37,17 +37,8 @@ CHROMIUM_ARGS = [
 def page_server(
     tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
 ) -> Iterator[ServerProcess]:
-    require_sandbox()
-    env = server_env(
-        scripted[1],
-        ASSISTD_SANDBOX="auto",
-        ASSISTD_SANDBOX_TIMEOUT="20",  # a cold matplotlib import on a loaded machine
-        ASSISTD_SANDBOX_MEMORY="256m",
-        ASSISTD_SANDBOX_POOL="1",
-    )
-    proc = ServerProcess(tmp_path_factory.mktemp("inspector-server"), env=env).start()
-    yield proc
-    proc.stop()
+    with sandboxed_server(tmp_path_factory.mktemp("inspector-server"), scripted[1]) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import KEY_ALPHA, make_client, server_env
-from tests.support.docker_check import require_sandbox
+from tests.support.docker_check import require_sandbox, sandboxed_server
 from tests.support.scripted_model import ScriptedModel
 from tests.support.server_process import REPO, SERVER_PYTHON, ServerProcess
 from tests.test_code_interpreter import CI_TOOL, logs_of, run_code
@@ -32,13 +32,11 @@ MIB = 1024 * 1024
 def capped(
     tmp_path_factory: pytest.TempPathFactory, scripted: tuple[ScriptedModel, str]
 ) -> Iterator[ServerProcess]:
-    require_sandbox()
-    env = server_env(
+    with sandboxed_server(
+        tmp_path_factory.mktemp("capped-sandbox"),
         scripted[1],
         ASSISTD_MAX_FILE_BYTES=str(16 * MIB),  # uploads: room for a 6 MiB input
-        ASSISTD_SANDBOX="auto",
         ASSISTD_SANDBOX_TIMEOUT="30",  # a cold matplotlib import on a loaded CI machine
-        ASSISTD_SANDBOX_MEMORY="256m",
         ASSISTD_SANDBOX_DISK="16m",
         ASSISTD_SANDBOX_POOL="0",
         ASSISTD_SANDBOX_MAX_FILE_BYTES=str(5 * MIB),
@@ -46,10 +44,8 @@ def capped(
         ASSISTD_SANDBOX_MAX_FILES="3",
         ASSISTD_SANDBOX_MAX_IMAGES="1",
         ASSISTD_SANDBOX_MAX_SESSIONS="2",
-    )
-    proc = ServerProcess(tmp_path_factory.mktemp("capped-sandbox"), env=env).start()
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
