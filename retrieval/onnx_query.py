@@ -4,10 +4,10 @@ encoder, both from one in-memory export of the loaded model.
 Why: on a CPU, PyTorch's per-operator dispatch costs more than the arithmetic of a short
 query; the same graph on ONNX Runtime is about 2.5x faster for a 10-token query
 (docs/benchmarks.md). Ingestion batches are arithmetic-bound, where fp32 ONNX Runtime
-gains little over PyTorch; there the graph's weights are quantized to int8 (dynamic, per
-channel), except the feed-forward down-projections, whose inputs (after GELU) lose the
-most to int8, and batches are formed by token length so padding stays small
-(bench/ingest.py has the speed, docs/retrieval.md the recall it keeps). The export
+gains little over PyTorch; there the graph's MatMul weights are quantized to int8
+(dynamic, per channel; "on" keeps the feed-forward down-projections, whose inputs after
+GELU lose the most to int8, in fp32), and batches are formed by token length so padding
+stays small (bench/ingest.py has the speed, docs/retrieval.md the recall each keeps). The export
 happens when the model is first used on a CPU (about 2 s for MiniLM; quantizing adds a
 few) and is checked against the PyTorch output; a model that does not export, or whose
 exported output differs, keeps the PyTorch path. On CUDA the model stays on PyTorch.
@@ -42,12 +42,13 @@ EXACT, QUANTIZED = 0.9999, 0.97
 @dataclass(frozen=True)
 class IngestEncoding:
     """How ingestion embeds on a CPU: on ONNX Runtime (else PyTorch), with how many
-    threads (default: the CPUs this process may use), with which weights int8: "on" (all
-    but the feed-forward down-projections), "all" or "off" (`encoder`)."""
+    threads (default: the CPUs this process may use), with which weights int8: "all" (the
+    default: every MatMul), "on" (all but the feed-forward down-projections) or "off"
+    (`encoder`). docs/retrieval.md has the recall and speed of each."""
 
     onnx: bool = True
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    int8: str = "on"
+    int8: str = "all"
 
 
 class OnnxEncoder:

@@ -60,7 +60,7 @@ class Settings:
     ingest_concurrency: int = 2
     ingest_threads: int = 2  # the ingestion encoder's CPU threads; from_env: one per CPU
     ingest_onnx: bool = True  # ingestion on ONNX Runtime on a CPU (else PyTorch)
-    ingest_int8: str = "on"  # int8 weights: on, all, off (docs/retrieval.md: the recall kept)
+    ingest_int8: str = "all"  # int8 weights: all, on, off (docs/retrieval.md: the recall kept)
     ingest_turn_seconds: float = 0.5  # how long one batch holds the encoder
     # file_search in runs (server/tools/search_budget.py): defaults for what a run's tool
     # does not say, and the share of the model's context its results may fill.
@@ -191,8 +191,8 @@ def _flag(value: str | None) -> bool:
 
 
 def int8_setting(raw: str | None) -> str:
-    """ASSISTD_INGEST_INT8: on (the default), all, or off (0/false/no too)."""
-    value = (raw or "on").strip().lower()
+    """ASSISTD_INGEST_INT8: all (the default), on, or off (0/false/no too)."""
+    value = (raw or "all").strip().lower()
     if value in _OFF:
         return "off"
     if value not in ("on", "all"):
