@@ -430,8 +430,10 @@ def test_containers_of_a_killed_server_are_removed_at_the_next_start(
     mine = f":{first.proc.pid}:"
 
     def containers() -> list[Any]:
-        found = daemon.containers.list(all=True, filters={"label": "assistd.sandbox"})
-        return [c for c in found if mine in c.labels["assistd.sandbox"]]
+        # sparse: labels from the list itself, since inspecting each one races the
+        # successor removing it (NotFound) on a loaded machine
+        found = daemon.containers.list(all=True, filters={"label": "assistd.sandbox"}, sparse=True)
+        return [c for c in found if mine in c.attrs["Labels"]["assistd.sandbox"]]
 
     deadline = time.monotonic() + 30
     while not containers() and time.monotonic() < deadline:

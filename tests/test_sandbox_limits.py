@@ -263,8 +263,8 @@ def test_the_session_cap_evicts_the_least_recently_used_and_its_next_run_says_so
     mine = f":{capped.proc.pid}:"
     live = [
         c
-        for c in docker_client().containers.list(filters={"label": "assistd.sandbox"})
-        if mine in c.labels["assistd.sandbox"]
+        for c in docker_client().containers.list(filters={"label": "assistd.sandbox"}, sparse=True)
+        if mine in c.attrs["Labels"]["assistd.sandbox"]  # sparse: the list's own fields
     ]
     assert len(live) <= 2
 
