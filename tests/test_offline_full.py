@@ -92,8 +92,13 @@ def test_a_full_bundle_from_nothing_installs_and_runs_offline(tmp_path: Path) ->
         assert "pull" not in actions and actions.count("load") == 4, actions
 
         # The server image, with no network at all, serves /ready.
+        # With keys, as any deployment on 0.0.0.0 must have (the server refuses to listen
+        # there without them).
         container = client.containers.run(
-            server_tag, detach=True, network_mode="none", environment={"ASSISTD_SANDBOX": "off"}
+            server_tag,
+            detach=True,
+            network_mode="none",
+            environment={"ASSISTD_SANDBOX": "off", "ASSISTD_API_KEYS": "sk-offline:site"},
         )
         try:
             probe = (
@@ -103,7 +108,9 @@ def test_a_full_bundle_from_nothing_installs_and_runs_offline(tmp_path: Path) ->
                 "    except OSError: time.sleep(0.5)\n"
             )
             code, output = container.exec_run(["python", "-c", probe])
-            assert code == 0 and b'"status":"ok"' in output.replace(b" ", b""), output
+            assert code == 0 and b'"status":"ok"' in output.replace(b" ", b""), (
+                output + b"\n" + container.logs()[-3000:]
+            )
         finally:
             container.remove(force=True)
         print(f"\noffline bundle (full): {json.dumps({**sizes, **timings}, indent=1)}")
